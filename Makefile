@@ -1,0 +1,41 @@
+# Fresh machine: `make demo` runs the job end to end on the bundled sample; `make test` runs the suite.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+JARS := .jars
+
+.PHONY: setup demo test lint wheel clean
+
+setup: $(VENV)/.installed $(JARS)/.fetched
+
+$(VENV)/.installed: pyproject.toml
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) on PATH"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+# Delta Lake's JVM jars (Spark 4.2 / Scala 2.13) from Maven Central via the Maven client.
+$(JARS)/.fetched: conf/delta-jars.pom.xml
+	@command -v mvn >/dev/null 2>&1 || { echo "need the Maven client (mvn) to fetch Delta's jars"; exit 1; }
+	mkdir -p $(JARS)
+	mvn -q -B -f conf/delta-jars.pom.xml dependency:copy-dependencies \
+		-DexcludeTransitive=true -DoutputDirectory=$(abspath $(JARS))
+	ls $(JARS)/delta-spark_*.jar $(JARS)/delta-storage-*.jar >/dev/null
+	touch $@
+
+demo: setup
+	$(BIN)/python -m jobs.demo
+
+test: setup
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest
+
+lint: setup
+	$(BIN)/ruff check .
+
+wheel: setup
+	$(BIN)/pip wheel --no-deps -w dist .
+
+clean:
+	rm -rf $(VENV) $(JARS) dist build *.egg-info spark-warehouse

@@ -1,0 +1,1 @@
+"""Entry points and Spark stages of the mParticle → Meta offline conversions backfill."""

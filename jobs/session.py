@@ -1,0 +1,89 @@
+"""The one place that creates the SparkSession.
+
+Embedded mode (the default): ``local[*]`` (or the configured master) with Delta Lake enabled from
+the jars that ``make setup`` fetched into ``.jars/`` (or ``$BACKFILL_DELTA_JARS``).
+
+Under ``spark-submit`` (or any already running Spark), the session given by the launcher is used
+as it is: its master, its jars (``--packages`` or the platform's), nothing hard-coded.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from pyspark.sql import SparkSession
+
+DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
+DELTA_CATALOG = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+#: Settings every session of this job gets (runtime settings, safe to set on a given session).
+RUNTIME_CONF = {
+    "spark.sql.session.timeZone": "UTC",
+    # Later-duplicate keys inside one JSON map must not fail the whole job; SPEC §8 rules pick
+    # the first of case-variants explicitly, see udfs/attributes.py.
+    "spark.sql.mapKeyDedupPolicy": "LAST_WIN",
+}
+
+
+class DeltaJarsMissing(RuntimeError):
+    """Delta Lake's jars are not on this machine: run `make setup`."""
+
+
+def delta_jars() -> list[str]:
+    """The Delta jars for the embedded session."""
+    folder = Path(os.environ.get("BACKFILL_DELTA_JARS", REPO_ROOT / ".jars"))
+    jars = sorted(glob.glob(str(folder / "*.jar")))
+    if not any("delta-spark" in Path(j).name for j in jars):
+        raise DeltaJarsMissing(
+            f"Delta Lake's jars are not in {folder}: run `make setup` (it fetches them with mvn),"
+            " or point BACKFILL_DELTA_JARS at a folder holding delta-spark and delta-storage."
+        )
+    return jars
+
+
+def launched_by_spark_submit() -> bool:
+    """True when a JVM was started for us (spark-submit, pyspark shell, a notebook platform)."""
+    return "PYSPARK_GATEWAY_PORT" in os.environ or SparkSession.getActiveSession() is not None
+
+
+def get_spark(master: str | None = "local[*]", app_name: str = "mparticle-meta-backfill",
+              conf: Mapping[str, str] | None = None) -> SparkSession:
+    """Return the job's SparkSession.
+
+    Parameters
+    ----------
+    master:
+        Used only in embedded mode; ignored when a launcher already chose one.
+    conf:
+        Extra settings (static ones apply in embedded mode only).
+    """
+    conf = dict(conf or {})
+    if launched_by_spark_submit():
+        spark = SparkSession.builder.appName(app_name).getOrCreate()
+        for key, value in {**RUNTIME_CONF, **conf}.items():
+            try:
+                spark.conf.set(key, value)
+            except Exception:  # static settings belong to spark-submit --conf
+                pass
+        return spark
+
+    builder = SparkSession.builder.appName(app_name).master(master or "local[*]")
+    settings = {
+        "spark.jars": ",".join(delta_jars()),
+        "spark.sql.extensions": DELTA_EXTENSION,
+        "spark.sql.catalog.spark_catalog": DELTA_CATALOG,
+        "spark.ui.showConsoleProgress": "false",
+        "spark.speculation": "false",
+        "spark.databricks.delta.snapshotPartitions": "2",
+        **RUNTIME_CONF,
+        **conf,
+    }
+    for key, value in settings.items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel(os.environ.get("BACKFILL_SPARK_LOG_LEVEL", "WARN"))
+    return spark

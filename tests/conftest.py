@@ -1,0 +1,31 @@
+"""Shared fixtures: one Spark session for the whole suite, fresh Delta paths per test."""
+
+from __future__ import annotations
+
+import pytest
+
+from jobs.session import get_spark
+
+#: Fast-test settings measured on a 2-core machine (see ../shared/STYLE.md).
+TEST_CONF = {
+    "spark.sql.shuffle.partitions": "1",
+    "spark.default.parallelism": "1",
+    "spark.sql.adaptive.enabled": "false",
+    "spark.ui.enabled": "false",
+    "spark.rdd.compress": "false",
+    "spark.shuffle.compress": "false",
+    "spark.driver.extraJavaOptions": "-XX:+UseSerialGC -XX:TieredStopAtLevel=1",
+}
+
+
+@pytest.fixture(scope="session")
+def spark():
+    session = get_spark(master="local[1]", app_name="backfill-tests", conf=TEST_CONF)
+    yield session
+    session.stop()
+
+
+@pytest.fixture
+def delta_dir(tmp_path):
+    """A fresh folder for a test's Delta tables."""
+    return tmp_path / "delta"
