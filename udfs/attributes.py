@@ -1,0 +1,90 @@
+"""Batch-level lookups: reserved user attributes, user identities, CCPA consent (SPEC §1, §4, §8)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from pyspark.sql import Column
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+_IDENTITY_ARRAY = T.ArrayType(T.StructType([
+    T.StructField("identity_type", T.StringType()),
+    T.StructField("identity", T.StringType()),
+]))
+_IDENTITY_OBJECT = T.MapType(T.StringType(), T.StringType())
+_CONSENT = T.StructType([T.StructField("ccpa", T.StructType([
+    T.StructField("data_sale_opt_out", T.StructType([
+        T.StructField("consented", T.BooleanType()),
+    ])),
+]))])
+
+
+def _is_json_list(value: Column) -> Column:
+    """True when a string-typed map value holds a JSON array (the reader keeps its raw text)."""
+    return value.startswith("[") & F.json_array_length(value).isNotNull()
+
+
+def reserved_attribute(attributes: Column, name: str) -> Column:
+    """The value of reserved user attribute ``name`` (e.g. ``$firstname``), looked up
+    case-insensitively.
+
+    SPEC §8: when keys differ only by case, the first in the batch's JSON wins; a list value is
+    ignored (treated as absent), and so is a null value (a tag), so the next casing counts.
+
+    Examples
+    --------
+    >>> df.select(reserved_attribute(F.col("user_attributes"), "$firstname"))
+    """
+    wanted = name.lower()
+    matches = F.filter(
+        F.map_entries(attributes),
+        lambda e: (F.lower(e["key"]) == F.lit(wanted))
+        & e["value"].isNotNull()
+        & ~F.coalesce(_is_json_list(e["value"]), F.lit(False)),
+    )
+    return F.get(matches, 0)["value"]
+
+
+def identity_of_type(raw_identities: Column, identity_types: Sequence[str]) -> Column:
+    """The first non-null identity of one of ``identity_types`` (SPEC §4 Email Type).
+
+    ``raw_identities`` is the raw JSON text of ``user_identities``: either the inbound object
+    ``{"email": ...}`` or the outbound array ``[{"identity_type", "identity"}, ...]``.
+    """
+    types = F.array(*[F.lit(t) for t in identity_types])
+    text = F.ltrim(raw_identities)
+    from_object = F.get(
+        F.filter(
+            F.map_entries(F.from_json(raw_identities, _IDENTITY_OBJECT)),
+            lambda e: F.array_contains(types, e["key"]) & e["value"].isNotNull(),
+        ),
+        0,
+    )["value"]
+    from_array = F.get(
+        F.filter(
+            F.from_json(raw_identities, _IDENTITY_ARRAY),
+            lambda i: F.array_contains(types, i["identity_type"]) & i["identity"].isNotNull(),
+        ),
+        0,
+    )["identity"]
+    return (
+        F.when(text.startswith("{"), from_object)
+        .when(text.startswith("["), from_array)
+    )
+
+
+def identity_types_for(email_identity_type: str) -> list[str]:
+    """The identity type names that match the Email Type setting (``customer_id`` also matches
+    the SDKs' ``customerid``)."""
+    name = email_identity_type.strip().lower()
+    if name in ("customer_id", "customerid"):
+        return ["customer_id", "customerid"]
+    return [name]
+
+
+def ccpa_opted_out(raw_consent_state: Column) -> Column:
+    """True only when ``consent_state.ccpa.data_sale_opt_out.consented`` is JSON ``true``
+    (SPEC §8: a string ``"true"`` does not count)."""
+    parsed = F.from_json(raw_consent_state, _CONSENT)
+    return F.coalesce(parsed["ccpa"]["data_sale_opt_out"]["consented"], F.lit(False))

@@ -1,0 +1,116 @@
+"""Commerce fields of one event (SPEC §2, §3, §8): name, time, value, currency, contents, ids."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from pyspark.sql import Column
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from udfs.numbers import is_invalid_amount, quantity, to_number
+from udfs.text import blank_to_null, trim_unicode
+
+MONEY = T.DecimalType(38, 10)
+
+
+def event_name(action: Column, names: Mapping[str, str]) -> Column:
+    """Meta's event name for a product action, or null when the action is not mapped (SPEC §2).
+
+    The mapping is a literal map in the plan (configuration, not data).
+    """
+    lookup = F.create_map(*[F.lit(x) for kv in sorted(names.items()) for x in kv])
+    return F.when(action.isNotNull(), lookup[action])
+
+
+def event_time(timestamp_ms: Column) -> Column:
+    """``floor(ms / 1000)`` as whole seconds; null when the timestamp is null or not a number."""
+    return F.floor(to_number(timestamp_ms) / F.lit(1000)).cast("long")
+
+
+def has_invalid_amount(total_amount: Column, products: Column) -> Column:
+    """True when ``total_amount`` or any product ``price`` is present but not a number."""
+    bad_price = F.exists(F.coalesce(products, F.array()), lambda p: is_invalid_amount(p["price"]))
+    return is_invalid_amount(total_amount) | F.coalesce(bad_price, F.lit(False))
+
+
+def event_value(total_amount: Column, products: Column, mode: str = "sum_price") -> Column:
+    """The event's value (SPEC §3): ``total_amount`` when present, else the products' prices.
+
+    ``sum_price`` adds each valid price (quantity ignored); ``price_x_quantity`` multiplies by
+    the quantity and skips products whose quantity is invalid (SPEC §8). Null when nothing is
+    priced. Decimal arithmetic, so cents add up exactly.
+    """
+
+    def line_amount(p: Column) -> Column:
+        price = to_number(p["price"]).cast(MONEY)
+        if mode == "price_x_quantity":
+            return (price * quantity(p["quantity"]).cast(MONEY)).cast(MONEY)
+        return price
+
+    priced = F.filter(
+        F.transform(F.coalesce(products, F.array()), line_amount), lambda a: a.isNotNull()
+    )
+    summed = F.when(
+        F.size(priced) > 0,
+        F.aggregate(priced, F.lit(0).cast(MONEY), lambda acc, a: (acc + a).cast(MONEY)),
+    )
+    total = to_number(total_amount).cast(MONEY)
+    return F.when(total_amount.isNotNull(), total).otherwise(summed)
+
+
+def sendable_value(value: Column) -> Column:
+    """The value as sent: a double, only when > 0 (Meta rejects 0 and negatives)."""
+    return F.when(value > 0, value.cast("double"))
+
+
+def currency_code(raw: Column, default_currency: str) -> Column:
+    """``currency_code`` trimmed and upper-cased; the default when absent (SPEC §3)."""
+    return F.coalesce(F.upper(trim_unicode(raw)), F.lit(default_currency.upper()))
+
+
+def is_invalid_currency(raw: Column) -> Column:
+    """True when ``currency_code`` is present but not three letters."""
+    return raw.isNotNull() & ~F.coalesce(
+        F.upper(trim_unicode(raw)).rlike(r"^[A-Z]{3}$"), F.lit(False)
+    )
+
+
+def contents(products: Column, dialect: str) -> Column:
+    """One entry per product with a non-empty id and a valid quantity; null when none.
+
+    Legacy entries are ``{id, quantity, price}``, capi ``{id, quantity, item_price}``; the
+    price is omitted when null (SPEC §3, §8).
+    """
+    price_key = "item_price" if dialect == "capi" else "price"
+    entries = F.transform(
+        F.filter(
+            F.coalesce(products, F.array()),
+            lambda p: blank_to_null(p["id"]).isNotNull() & quantity(p["quantity"]).isNotNull(),
+        ),
+        lambda p: F.struct(
+            blank_to_null(p["id"]).alias("id"),
+            quantity(p["quantity"]).cast("double").alias("quantity"),
+            to_number(p["price"]).cast("double").alias(price_key),
+        ),
+    )
+    return F.when(F.size(entries) > 0, entries)
+
+
+def event_id(source_message_id: Column, mparticle_event_id: Column, batch_identity: Column,
+             position: Column) -> Column:
+    """Meta's ``event_id``: ``source_message_id``, else mParticle's ``event_id``, else a digest of
+    the batch identity and the event's position (stable across runs and machines, SPEC §3)."""
+    fallback = F.sha2(F.concat_ws("#", batch_identity, position.cast("string")), 256)
+    return F.coalesce(blank_to_null(source_message_id), blank_to_null(mparticle_event_id),
+                      fallback)
+
+
+def batch_identity(batch_id: Column, source_request_id: Column, line_digest: Column) -> Column:
+    """What identifies a batch across redeliveries: ``batch_id`` and ``source_request_id`` when it
+    has either (nulls encoded explicitly), else the digest of its line. (``mpid`` alone is not
+    enough: one user sends many batches.)"""
+    ids = F.to_json(F.struct(
+        blank_to_null(batch_id).alias("b"), blank_to_null(source_request_id).alias("r"),
+    ))
+    return F.when(ids != F.lit("{}"), ids).otherwise(line_digest)

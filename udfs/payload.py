@@ -1,0 +1,114 @@
+"""The exact JSON element sent to Meta, per dialect (SPEC §5, §6, §8), built in the JVM.
+
+``to_json`` omits null fields, so an omitted key is simply a null column. The ``custom_data``
+object mixes typed reserved fields with free-form custom attributes; it is assembled from two
+``to_json`` objects and spliced in as text, which keeps everything native (no parse round trip).
+"""
+
+from __future__ import annotations
+
+from pyspark.sql import Column
+from pyspark.sql import functions as F
+
+RESERVED_CUSTOM_KEYS = ("value", "currency", "contents", "order_id")
+
+
+def merge_json_objects(first: Column, second: Column) -> Column:
+    """Concatenate two JSON object texts (``{...}`` + ``{...}``); either may be ``{}``."""
+    return (
+        F.when(first == F.lit("{}"), second)
+        .when(second == F.lit("{}"), first)
+        .otherwise(F.concat(first.substr(F.lit(1), F.length(first) - 1), F.lit(","),
+                            second.substr(F.lit(2), F.length(second))))
+    )
+
+
+def with_field(json_object: Column, name: str, json_value: Column) -> Column:
+    """Append ``"name": <json_value>`` to a JSON object text; unchanged when the value is null."""
+    return F.when(json_value.isNull(), json_object).otherwise(F.concat(
+        json_object.substr(F.lit(1), F.length(json_object) - 1),
+        F.when(json_object == F.lit("{}"), F.lit("")).otherwise(F.lit(",")),
+        F.lit(f'"{name}":'), json_value, F.lit("}"),
+    ))
+
+
+def data_processing_options(applies: Column, country_is_us: Column, state_is_california: Column
+                            ) -> list[Column]:
+    """SPEC §6: ``["LDU"]`` with country 1 (US) / 0 and state 1000 (California) / 0 when Limited
+    Data Use applies; otherwise ``[]`` and no country/state."""
+    return [
+        F.when(applies, F.array(F.lit("LDU")))
+        .otherwise(F.array().cast("array<string>")).alias("data_processing_options"),
+        F.when(applies, F.when(country_is_us, F.lit(1)).otherwise(F.lit(0)))
+        .alias("data_processing_options_country"),
+        F.when(applies, F.when(state_is_california, F.lit(1000)).otherwise(F.lit(0)))
+        .alias("data_processing_options_state"),
+    ]
+
+
+def _integral_quantities(payload: Column) -> Column:
+    """Print whole quantities as integers (``2`` rather than ``2.0``), as Meta documents them."""
+    return F.regexp_replace(payload, r'"quantity":(-?\d+)\.0(?=[,}])', '"quantity":$1')
+
+
+def _custom_attributes_json(custom_attributes: Column, drop_keys: Column | None = None) -> Column:
+    attrs = custom_attributes
+    if drop_keys is not None:
+        attrs = F.map_filter(attrs, lambda k, _v: ~F.array_contains(drop_keys, k))
+    return F.coalesce(F.to_json(attrs), F.lit("{}"))
+
+
+def capi_payload(*, event_name: Column, event_time: Column, event_id: Column, em: Column,
+                 madid: Column, ge: Column, fn: Column, ln: Column, ct: Column, country: Column,
+                 value: Column, currency: Column, contents: Column, order_id: Column,
+                 custom_attributes: Column, dpo: list[Column]) -> Column:
+    """A Conversions API event with ``action_source: physical_store`` (SPEC §5, §8).
+
+    ``em`` is sent as a one-element list; a custom attribute named like a reserved custom_data
+    key is kept only when that key is not sent.
+    """
+    user_data = F.struct(
+        F.when(em.isNotNull(), F.array(em)).alias("em"), madid.alias("madid"), ge.alias("ge"),
+        fn.alias("fn"), ln.alias("ln"), ct.alias("ct"), country.alias("country"),
+    )
+    base = F.to_json(F.struct(
+        event_name.alias("event_name"), event_time.alias("event_time"),
+        event_id.alias("event_id"), F.lit("physical_store").alias("action_source"),
+        user_data.alias("user_data"), *dpo,
+    ))
+    reserved = F.to_json(F.struct(
+        value.alias("value"), F.when(value.isNotNull(), currency).alias("currency"),
+        contents.alias("contents"), order_id.alias("order_id"),
+    ))
+    sent = F.filter(
+        F.array(*[
+            F.when(col.isNotNull(), F.lit(key))
+            for key, col in zip(RESERVED_CUSTOM_KEYS, (value, value, contents, order_id),
+                                strict=True)
+        ]),
+        lambda k: k.isNotNull(),
+    )
+    custom = merge_json_objects(reserved, _custom_attributes_json(custom_attributes, sent))
+    return _integral_quantities(
+        with_field(base, "custom_data", F.when(custom != F.lit("{}"), custom))
+    )
+
+
+def legacy_payload(*, event_name: Column, event_time: Column, email: Column, madid: Column,
+                   gen: Column, fn: Column, ln: Column, ct: Column, country: Column,
+                   value: Column, currency: Column, contents: Column, order_id: Column,
+                   custom_attributes: Column, dpo: list[Column]) -> Column:
+    """An Offline Conversions API event (SPEC §5, §8): string ``match_keys``, top-level
+    value/currency, ``custom_data`` = the custom attributes or ``{}``."""
+    match_keys = F.struct(
+        email.alias("email"), madid.alias("madid"), gen.alias("gen"), fn.alias("fn"),
+        ln.alias("ln"), ct.alias("ct"), country.alias("country"),
+    )
+    base = F.to_json(F.struct(
+        match_keys.alias("match_keys"), event_name.alias("event_name"),
+        event_time.alias("event_time"), F.when(value.isNotNull(), currency).alias("currency"),
+        value.alias("value"), contents.alias("contents"), order_id.alias("order_id"), *dpo,
+    ))
+    return _integral_quantities(
+        with_field(base, "custom_data", _custom_attributes_json(custom_attributes))
+    )
