@@ -15,7 +15,7 @@ from typing import Any
 if __package__ in (None, ""):  # spark-submit jobs/backfill.py: make the package importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from jobs.config import ConfigError, JobConfig, load_config, parse_override  # noqa: E402
+from jobs.config import ConfigError, JobConfig, load_config, parse_override
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "conf" / "local.yaml"
 

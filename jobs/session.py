@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import glob
 import os
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -71,6 +72,9 @@ def get_spark(master: str | None = "local[*]", app_name: str = "mparticle-meta-b
                 pass
         return spark
 
+    # Python workers (and executors' workers in local-cluster mode) run this interpreter, so
+    # they see the same installed packages as the driver.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = SparkSession.builder.appName(app_name).master(master or "local[*]")
     settings = {
         "spark.jars": ",".join(delta_jars()),

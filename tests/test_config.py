@@ -36,7 +36,7 @@ def test_wrong_settings_name_the_setting(overrides, setting):
 
 
 def test_upload_needs_a_set_id():
-    with pytest.raises(ConfigError, match="upload.set_id"):
+    with pytest.raises(ConfigError, match=r"upload\.set_id"):
         load_config(None, {"input": ["x"]})
     assert load_config(None, {"input": ["x"], "upload.set_id": "42"}).upload.set_id == "42"
 

@@ -1,4 +1,4 @@
-"""Batch-level lookups: reserved user attributes, user identities, CCPA consent (SPEC §1, §4, §8)."""
+"""Batch-level lookups: reserved user attributes, identities, CCPA consent (SPEC §1, §4, §8)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from pyspark.sql import Column
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
+
+from udfs.text import lower_invariant
 
 _IDENTITY_ARRAY = T.ArrayType(T.StructType([
     T.StructField("identity_type", T.StringType()),
@@ -39,7 +41,7 @@ def reserved_attribute(attributes: Column, name: str) -> Column:
     wanted = name.lower()
     matches = F.filter(
         F.map_entries(attributes),
-        lambda e: (F.lower(e["key"]) == F.lit(wanted))
+        lambda e: (lower_invariant(e["key"]) == F.lit(wanted))
         & e["value"].isNotNull()
         & ~F.coalesce(_is_json_list(e["value"]), F.lit(False)),
     )

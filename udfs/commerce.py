@@ -9,7 +9,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from udfs.numbers import is_invalid_amount, quantity, to_number
-from udfs.text import blank_to_null, trim_unicode
+from udfs.text import blank_to_null, trim_unicode, upper_invariant
 
 MONEY = T.DecimalType(38, 10)
 
@@ -66,13 +66,13 @@ def sendable_value(value: Column) -> Column:
 
 def currency_code(raw: Column, default_currency: str) -> Column:
     """``currency_code`` trimmed and upper-cased; the default when absent (SPEC §3)."""
-    return F.coalesce(F.upper(trim_unicode(raw)), F.lit(default_currency.upper()))
+    return F.coalesce(upper_invariant(trim_unicode(raw)), F.lit(default_currency.upper()))
 
 
 def is_invalid_currency(raw: Column) -> Column:
     """True when ``currency_code`` is present but not three letters."""
     return raw.isNotNull() & ~F.coalesce(
-        F.upper(trim_unicode(raw)).rlike(r"^[A-Z]{3}$"), F.lit(False)
+        upper_invariant(trim_unicode(raw)).rlike(r"^[A-Z]{3}$"), F.lit(False)
     )
 
 

@@ -1,0 +1,162 @@
+"""Match keys of SPEC §4 / §8: each builder gives the value to send, or null when the key is
+omitted (empty or invalid after normalization).
+
+Hashed keys pass a value that, after trimming, is exactly 64 hex characters through as a hash
+(lower-cased, not hashed again); ``madid`` is the exception, it must be a UUID.
+"""
+
+from __future__ import annotations
+
+from pyspark.sql import Column
+from pyspark.sql import functions as F
+
+from udfs.countries import country_code
+from udfs.hashing import hash_unless_hashed, is_sha256_hex, sha256_hex
+from udfs.text import (
+    WHITE_SPACE,
+    blank_to_null,
+    letters_only,
+    lower_invariant,
+    trim_unicode,
+    upper_invariant,
+)
+
+_EMAIL = rf"\A[^@{WHITE_SPACE}]+@[^@{WHITE_SPACE}]+\.[^@{WHITE_SPACE}]+\z"
+_UUID = r"\A[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\z"
+#: The IDFA of a device with tracking limited: never a match key.
+ZERO_UUID = "00000000-0000-0000-0000-000000000000"
+
+
+def hashed_email(col: Column) -> Column:
+    """The ``email``/``em`` key: SHA-256 of the trimmed, lower-cased address.
+
+    Valid only as ``[^@\\s]+@[^@\\s]+\\.[^@\\s]+`` with no ``White_Space`` inside (one ``@``, a dot
+    in the domain; non-ASCII letters allowed); otherwise null. A 64-hex value passes through
+    lower-cased. Null → null.
+
+    Examples
+    --------
+    >>> df.select(hashed_email(F.lit("  Foo.Bar@Example.COM ")))
+    ... # "00a9fee7604744049b5f777d65021e214480af944b16c1580893c5c6eed2d45a"
+    """
+    email = lower_invariant(trim_unicode(col))
+    return hash_unless_hashed(col, F.when(email.rlike(_EMAIL), email))
+
+
+def forwarded_identity(col: Column) -> Column:
+    """The email key for an Email Type other than ``email`` (SPEC §4): forwarded without hashing,
+    so only a value that is already a SHA-256 digest is sent.
+
+    The trimmed value lower-cased when it is exactly 64 hex characters, else null (never plain
+    text). Null → null.
+
+    Examples
+    --------
+    >>> df.select(forwarded_identity(F.lit("plain@text.com")))  # null
+    """
+    trimmed = trim_unicode(col)
+    return F.when(is_sha256_hex(trimmed), F.lower(trimmed))
+
+
+def hashed_gender(col: Column) -> Column:
+    """The ``gen``/``ge`` key: trim, lower-case; ``f``/``female`` → ``f``, ``m``/``male`` →
+    ``m``, then SHA-256; anything else null. A 64-hex value passes through lower-cased.
+
+    Examples
+    --------
+    >>> df.select(hashed_gender(F.lit(" Female ")))  # sha256("f")
+    """
+    gender = lower_invariant(trim_unicode(col))
+    normalized = (
+        F.when(gender.isin("f", "female"), F.lit("f"))
+        .when(gender.isin("m", "male"), F.lit("m"))
+    )
+    return hash_unless_hashed(col, normalized)
+
+
+def hashed_name(col: Column) -> Column:
+    """The ``fn``/``ln``/``ct`` key: lower-case, keep only letters and combining marks of any
+    script (no Unicode normalization), then SHA-256; null when nothing is left.
+
+    The 64-hex pass-through is decided on the trimmed raw value, before stripping (stripping
+    removes digits). Null → null.
+
+    Examples
+    --------
+    >>> df.select(hashed_name(F.lit("Menlo Park")))
+    ... # "0007a3d64c01e23d5075203c5977c14e4f7e01a3fc570686fcc50b5e1dd42685"
+    """
+    return hash_unless_hashed(col, letters_only(lower_invariant(col)))
+
+
+def hashed_country(col: Column) -> Column:
+    """The ``country`` key: SHA-256 of :func:`~udfs.countries.country_code` (alpha-2,
+    lower-cased); null for an unknown country. A 64-hex value passes through lower-cased.
+
+    Examples
+    --------
+    >>> df.select(hashed_country(F.lit("USA")))  # sha256("us")
+    """
+    return hash_unless_hashed(col, country_code(col))
+
+
+def madid(col: Column) -> Column:
+    """The mobile advertiser id as sent in capi (unhashed, Meta's rule): the trimmed,
+    lower-cased UUID (8-4-4-4-12 hex); null when it is not a UUID or is all zeros (tracking
+    limited). A 64-hex value is not a UUID: omitted. Null → null.
+
+    Examples
+    --------
+    >>> df.select(madid(F.lit(" 6D92078A-8246-4BA4-AE5B-76104861E7DC ")))
+    ... # "6d92078a-8246-4ba4-ae5b-76104861e7dc"
+    """
+    uuid = lower_invariant(trim_unicode(col))
+    return F.when(uuid.rlike(_UUID) & (uuid != F.lit(ZERO_UUID)), uuid)
+
+
+def hashed_madid(col: Column) -> Column:
+    """The legacy dialect's ``madid``: SHA-256 of :func:`madid`; null when that is null.
+
+    Examples
+    --------
+    >>> df.select(hashed_madid(F.lit("38400000-8CF0-11BD-B23E-10B96E40000D")))
+    ... # sha256("38400000-8cf0-11bd-b23e-10b96e40000d")
+    """
+    return sha256_hex(madid(col))
+
+
+def advertising_id(ios_col: Column, android_col: Column) -> Column:
+    """The device's advertising id (SPEC §8): the iOS id unless it is null or blank, else the
+    Android id.
+
+    An invalid but non-blank iOS id (e.g. the all-zero IDFA) is still chosen, and :func:`madid`
+    then omits it: the Android id is not a fallback for an invalid iOS id. The chosen value is
+    returned as it is (not trimmed).
+
+    Examples
+    --------
+    >>> df.select(advertising_id(F.col("ios_advertising_id"), F.col("android_advertising_id")))
+    """
+    return F.when(is_non_blank(ios_col), ios_col).otherwise(android_col)
+
+
+def is_california(state_col: Column) -> Column:
+    """True when the letters of ``$state``, upper-cased, are ``CA`` or ``CALIFORNIA`` (SPEC §8
+    Limited Data Use). Null → null.
+
+    Examples
+    --------
+    >>> df.select(is_california(F.lit("C.A.")))  # true
+    """
+    return upper_invariant(letters_only(state_col)).isin("CA", "CALIFORNIA")
+
+
+def is_non_blank(col: Column) -> Column:
+    """True when the value is not null and not empty after
+    :func:`~udfs.text.trim_unicode`. Never null.
+
+    Examples
+    --------
+    >>> df.select(is_non_blank(F.lit("\\u00a0")))  # false
+    """
+    return blank_to_null(col).isNotNull()
