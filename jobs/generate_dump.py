@@ -20,10 +20,19 @@ time inside the window), so they are convertible. Defects, each alone on its eve
 ``too_old`` (more than 62 days before it), ``invalid_amount`` (a price or ``total_amount`` such as
 ``"abc"``, ``""``, ``"NaN"``), ``invalid_currency`` (``"US$"``...), ``purchase_without_value``
 (no total and no prices, a null total, or a total of 0). ``no_match_keys`` is a batch property
-(no email identity, no valid advertising id, no usable reserved attribute); an event of such a
-batch counts there only if no earlier reason applies. ``duplicate``: whole batch lines are
-re-delivered (copied, byte for byte) into another file; a copy of an event that would be uploaded
-counts as ``duplicate``, a copy of a skipped event under its skip reason again.
+(no email identity, no valid advertising id, no usable reserved attribute; e.g. only a
+``customer_id``, an invalid email, an all-zero IDFA beside a valid Android id, ``$FirstName``
+``"1234"``, list values); an event of such a batch counts there only if no earlier reason
+applies. ``duplicate``: whole batch lines of the previous file are re-delivered (copied byte for
+byte) into the next one; a copy of an event that would be uploaded counts as ``duplicate``, a
+copy of a skipped event under its skip reason again.
+
+Rates: ``edge_case_rate`` is the share of events given each defect (and of batches without
+match keys); the first batches of file 0 carry one of each whenever it is > 0.
+``bad_line_rate`` is the share of malformed lines (truncated JSON, a top-level array, a bare
+string, ``"events": {...}``, in turn), and as many again whitespace-only lines and
+``"events": null`` batches; ``duplicate_batch_rate`` the share of re-delivered batches. A file of
+at least 20 batches gets at least one of each kind whose rate is > 0.
 
 The manifest assumes the job's default settings for what changes counts
 (``max_event_age_days`` 62, ``email_identity_type`` ``email``) and a run with
@@ -111,7 +120,7 @@ def _seed(seed: int, file: int, stream: int, index: int = 0) -> int:
 
 def _j(value: Any) -> str:
     """JSON text of one value, UTF-8 kept as is (mParticle writes UTF-8)."""
-    return json.dumps(value, ensure_ascii=False)
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
 _UUID_VARIANT = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}
