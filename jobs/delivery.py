@@ -420,9 +420,12 @@ class ChunkSender:
         sequence = 0
         exhausted = False
         completed = False
+        # Slow start: the first chunk goes alone, so a rejected token costs one request per
+        # task; the window opens to max_in_flight once the first chunk has its answer.
+        window = 1
         try:
             while True:
-                while (not exhausted and len(pending) < limits.max_in_flight
+                while (not exhausted and len(pending) < window
                        and not self._halt.is_set()):
                     batch = list(islice(events, limits.chunk_size))
                     if not batch:
@@ -434,6 +437,7 @@ class ChunkSender:
                 if not pending:
                     break
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                window = limits.max_in_flight
                 for future in sorted(done, key=pending.__getitem__):
                     del pending[future]
                     yield from future.result()

@@ -523,30 +523,42 @@ def test_no_stop_no_raise():
         sender.send(events(1))
 
 
+def test_first_chunk_goes_alone_so_a_bad_token_costs_one_request():
+    client = FakeClient(lambda payloads, n: err(401, 190, message="Invalid OAuth access token"))
+    sender = ChunkSender(client, limits(chunk_size=1, max_in_flight=4))
+    outcomes = list(sender.send(events(100)))
+    assert len(client.calls) == 1 and sender.stopped_by_token
+    assert [(o.event_keys, o.error_code) for o in outcomes] == [(("k0",), 190)]
+
+
 def test_token_rejection_with_requests_in_flight_sends_nothing_more():
     barrier = threading.Barrier(4, timeout=5)
 
     def respond(payloads: tuple[str, ...], n: int) -> ApiResponse:
-        if n < 4:
-            barrier.wait()  # all four chunks are in flight
-        if payloads[0] == '{"i":0}':
+        if n == 0:
+            return ok(1)  # the first chunk goes alone and opens the window
+        if n < 5:
+            barrier.wait()  # then four chunks are in flight
+        if payloads[0] == '{"i":1}':
             return err(401, 190, message="Invalid OAuth access token")
         time.sleep(0.05)  # answers after the token was rejected
-        return err(503) if payloads[0] != '{"i":1}' else ok(1)
+        return err(503) if payloads[0] != '{"i":2}' else ok(1)
 
     client = FakeClient(respond)
     sender = ChunkSender(client, limits(chunk_size=1, max_in_flight=4))
     outcomes = list(sender.send(events(100)))
-    assert len(client.calls) == 4  # the in-flight ones, nothing after
+    assert len(client.calls) == 5  # the first, the in-flight ones, nothing after
     statuses = sorted((o.event_keys[0], o.status) for o in outcomes)
-    # k0: the token failure; k1: delivered in flight (kept); k2, k3: would need a retry → abandoned
-    assert statuses == [("k0", "failed"), ("k1", "delivered")]
+    # k1: the token failure; k2: delivered in flight (kept); k3, k4: would need a retry → dropped
+    assert statuses == [("k0", "delivered"), ("k1", "failed"), ("k2", "delivered")]
     assert sender.stopped_by_token
 
 
 def test_token_stop_wakes_a_sleeping_retry():
     def respond(payloads: tuple[str, ...], n: int) -> ApiResponse:
         if payloads[0] == '{"i":0}':
+            return ok(1)
+        if payloads[0] == '{"i":1}':
             return err(400, 17)  # throttled: would wait at least 30 s
         time.sleep(0.05)
         return err(401, 190)
@@ -554,10 +566,11 @@ def test_token_stop_wakes_a_sleeping_retry():
     client = FakeClient(respond)
     lim = DeliveryLimits(chunk_size=1, max_in_flight=2, retry=RetryPolicy(throttle_seconds=30))
     started = time.monotonic()
-    outcomes = list(send_chunks(events(2), client, lim))  # real, interruptible sleep
+    outcomes = list(send_chunks(events(3), client, lim))  # real, interruptible sleep
     assert time.monotonic() - started < 5
-    assert len(client.calls) == 2
-    assert [(o.event_keys, o.error_code) for o in outcomes] == [(("k1",), 190)]
+    assert len(client.calls) == 3
+    assert [(o.event_keys, o.error_code) for o in outcomes] == [(("k0",), None),
+                                                                (("k2",), 190)]
 
 
 def test_token_rejection_during_isolation_keeps_settled_parts():
