@@ -12,8 +12,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
-if __package__ in (None, ""):  # spark-submit jobs/backfill.py: make the package importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+if __package__ in (None, ""):  # run as a file: spark-submit jobs/backfill.py
+    # Python put this file's folder first on sys.path, where jobs/secrets.py would shadow the
+    # standard library's `secrets`: take it off. Import the package from the wheel given to
+    # --py-files (or an installed one), as the executors do; else from this checkout.
+    import importlib.util
+
+    _here = Path(__file__).resolve().parent
+    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _here]
+    if importlib.util.find_spec("jobs") is None:
+        sys.path.insert(0, str(_here.parent))
 
 from jobs.config import ConfigError, JobConfig, load_config, parse_override
 

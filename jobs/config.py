@@ -207,6 +207,8 @@ def _coerce(name: str, value: Any, default: Any, annotation: str) -> Any:
             return float(value)
         except (TypeError, ValueError):
             raise ConfigError(f"setting '{name}' must be a number, got {value!r}") from None
+    if isinstance(value, bool):
+        raise ConfigError(f"setting '{name}' must be text, got {value!r} (quote it in YAML)")
     return str(value)
 
 
@@ -248,7 +250,10 @@ def parse_override(text: str) -> tuple[str, Any]:
     if "=" not in text:
         raise ConfigError(f"override '{text}' must look like key.path=value")
     key, raw = text.split("=", 1)
-    return key.strip(), yaml.safe_load(raw) if raw.strip() else ""
+    value = yaml.safe_load(raw) if raw.strip() else ""
+    if isinstance(value, bool) and raw.strip().lower() not in ("true", "false"):
+        value = raw.strip()  # YAML 1.1 reads off/no/on/yes as booleans: keep the word
+    return key.strip(), value
 
 
 def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | None = None

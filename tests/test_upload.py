@@ -61,6 +61,11 @@ def unsendable_keys(payloads: dict, dialect: str = "capi") -> set[str]:
             and isinstance(p.get("custom_data", {}).get("value", 0), str)}
 
 
+def stored_payloads(spark, out: Path) -> dict:
+    rows = spark.read.format("delta").load(str(out / "payloads")).collect()
+    return {r["event_key"]: json.loads(r["payload"]) for r in rows}
+
+
 def results(spark, config):
     return ledger.read_table(spark, config.table("results")).collect()
 
@@ -179,7 +184,10 @@ def test_local_cluster_and_no_secret_anywhere(spark, dump, tmp_path):
         logs, _ = proc.communicate(timeout=600)
         assert proc.returncode == 0, logs[-3000:]
         keys = Counter(key_of(e) for _, e in emu.accepted_events())
-        assert len(keys) == manifest.convertible and max(keys.values()) == 1
+        payloads = stored_payloads(spark, out)
+        assert len(payloads) == manifest.convertible
+        assert set(keys) == set(payloads) - unsendable_keys(payloads)
+        assert max(keys.values()) == 1
 
     emails = set()
     for path in Path(dump_dir).rglob("*.txt*"):
@@ -224,6 +232,7 @@ def test_driver_killed_mid_upload_then_rerun(spark, dump, tmp_path):
         logs, _ = rerun.communicate(timeout=600)
         assert rerun.returncode == 0, logs[-3000:]
         sent = Counter(key_of(e) for _, e in emu.accepted_events())
-        assert len(sent) == manifest.convertible  # nothing missing
+        payloads = stored_payloads(spark, out)
+        assert set(sent) == set(payloads) - unsendable_keys(payloads)  # nothing missing
         duplicates = sum(n - 1 for n in sent.values())
         assert duplicates <= tasks * in_flight * chunk  # at most the chunks in flight
