@@ -109,9 +109,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     from jobs.pipeline import run_backfill  # imports Spark: only after the settings are valid
-    from jobs.session import get_spark
+    from jobs.session import DeltaNotConfigured, get_spark
 
-    spark = get_spark(config.spark.master, config.spark.app_name, config.spark.conf)
+    try:
+        spark = get_spark(config.spark.master, config.spark.app_name, config.spark.conf)
+    except DeltaNotConfigured as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     report = run_backfill(spark, config, token)
     print(report.text(), flush=True)
     return report.exit_code

@@ -4,7 +4,8 @@ Embedded mode (the default): ``local[*]`` (or the configured master) with Delta 
 the jars that ``make setup`` fetched into ``.jars/`` (or ``$BACKFILL_DELTA_JARS``).
 
 Under ``spark-submit`` (or any already running Spark), the session given by the launcher is used
-as it is: its master, its jars (``--packages`` or the platform's), nothing hard-coded.
+as it is: its master, its jars (``--packages`` or the platform's), nothing hard-coded; only
+checked for Delta Lake (extension, catalog, jars) so that a missing ``--conf`` fails at once.
 """
 
 from __future__ import annotations
@@ -30,7 +31,11 @@ RUNTIME_CONF = {
 }
 
 
-class DeltaJarsMissing(RuntimeError):
+class DeltaNotConfigured(RuntimeError):
+    """Delta Lake is not usable in this session; the message says how to enable it."""
+
+
+class DeltaJarsMissing(DeltaNotConfigured):
     """Delta Lake's jars are not on this machine: run `make setup`."""
 
 
@@ -51,6 +56,39 @@ def launched_by_spark_submit() -> bool:
     return "PYSPARK_GATEWAY_PORT" in os.environ or SparkSession.getActiveSession() is not None
 
 
+DELTA_SUBMIT_HINT = (
+    "--packages io.delta:delta-spark_4.2_2.13:4.4.0 (or --jars with delta-spark and "
+    f"delta-storage) --conf spark.sql.extensions={DELTA_EXTENSION} "
+    f"--conf spark.sql.catalog.spark_catalog={DELTA_CATALOG}"
+)
+
+
+def check_delta(spark: SparkSession) -> None:
+    """Fail fast, before any work, when a launcher's session cannot run Delta Lake.
+
+    Databricks Runtime has Delta built in (no extension setting), so it is not checked there.
+    """
+    if os.environ.get("DATABRICKS_RUNTIME_VERSION"):
+        return
+    extensions = spark.conf.get("spark.sql.extensions", None) or ""
+    catalog = spark.conf.get("spark.sql.catalog.spark_catalog", None) or ""
+    if DELTA_EXTENSION not in extensions or catalog != DELTA_CATALOG:
+        raise DeltaNotConfigured(
+            "the Spark session is not configured for Delta Lake (spark.sql.extensions="
+            f"{extensions or '<unset>'}, spark.sql.catalog.spark_catalog={catalog or '<unset>'})"
+            f"; launch with: spark-submit {DELTA_SUBMIT_HINT}"
+        )
+    try:
+        spark.catalog.currentDatabase()  # loads the DeltaCatalog class
+    except Exception as exc:
+        if DELTA_CATALOG not in str(exc):
+            raise
+        raise DeltaNotConfigured(
+            "Delta Lake's jars are not on the Spark classpath (the DeltaCatalog class is "
+            f"missing); launch with: spark-submit {DELTA_SUBMIT_HINT}"
+        ) from None
+
+
 def get_spark(master: str | None = "local[*]", app_name: str = "mparticle-meta-backfill",
               conf: Mapping[str, str] | None = None) -> SparkSession:
     """Return the job's SparkSession.
@@ -65,6 +103,7 @@ def get_spark(master: str | None = "local[*]", app_name: str = "mparticle-meta-b
     conf = dict(conf or {})
     if launched_by_spark_submit():
         spark = SparkSession.builder.appName(app_name).getOrCreate()
+        check_delta(spark)
         for key, value in {**RUNTIME_CONF, **conf}.items():
             try:
                 spark.conf.set(key, value)

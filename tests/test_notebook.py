@@ -9,6 +9,7 @@ execution takes about 30-60 s.
 from __future__ import annotations
 
 import ast
+import gzip
 import json
 import re
 import sys
@@ -34,7 +35,7 @@ KERNEL_NAME = "backfill-notebook-test"
 #: The charts every run draws (delivery charts only when a results table exists).
 CHARTS = ("skip_reasons", "match_key_coverage", "events_per_day", "value_distribution")
 EMAIL = re.compile(r"[\w.+-]+@[\w-]+\.[\w.-]+")
-UUID = re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b", re.I)
+HASH = re.compile(r"^[0-9a-f]{64}$")  # a SHA-256 match key may be shown
 
 pytestmark = pytest.mark.slow
 
@@ -122,10 +123,35 @@ def assert_charts(folder: Path, names: tuple[str, ...]) -> None:
         assert len(data) > 10_000, f"{png} is suspiciously small ({len(data)} bytes)"
 
 
+def sample_personal_data() -> set[str]:
+    """The identities, advertising ids and names in the sample dump (what must never show)."""
+    found: set[str] = set()
+    for path in SAMPLE_DUMP.rglob("AcmeStores_*"):
+        opener = gzip.open if path.suffix == ".gz" else open
+        with opener(path, "rt", encoding="utf-8") as lines:
+            for line in lines:
+                try:
+                    batch = json.loads(line)
+                    identities = batch.get("user_identities") or {}
+                    values = [*(identities.values() if isinstance(identities, dict)
+                                else (i.get("identity") for i in identities)),
+                              *(v for k, v in (batch.get("device_info") or {}).items()
+                                if k.endswith(("advertising_id", "uuid", "idfv"))),
+                              *(v for k, v in (batch.get("user_attributes") or {}).items()
+                                if k.lower() in ("$firstname", "$lastname"))]
+                except (ValueError, AttributeError, TypeError):
+                    continue  # the sample's malformed lines
+                found.update(v.strip() for v in values if isinstance(v, str)
+                             and len(v.strip()) >= 5 and not HASH.match(v.strip()))
+    assert len(found) > 100
+    return found
+
+
 def assert_no_secrets(text: str) -> None:
     assert DEFAULT_TOKEN not in text
     assert not EMAIL.search(text), "an email address was shown"
-    assert not UUID.search(text), "a plain advertising id was shown"
+    shown = {value for value in sample_personal_data() if value in text}
+    assert not shown, f"personal data from the dump was shown: {sorted(shown)[:5]}"
 
 
 def test_stored_notebook_is_clean_and_has_one_parameters_cell() -> None:
