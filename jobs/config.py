@@ -121,6 +121,9 @@ class JobConfig:
     reference_time: int | None = None
     from_date: str | None = None
     to_date: str | None = None
+    #: Date folders (``YYYY-MM-DD``) this many days before ``from_date`` are still read: a batch
+    #: filed under its first event's (or upload) day can hold events of the following days.
+    date_folder_lookback_days: int = 1
     quarantine_keep_raw: bool = False
     progress: str = "auto"  # auto | bar | log | off
     mapping: MappingConfig = field(default_factory=MappingConfig)
@@ -309,6 +312,7 @@ def validate(config: JobConfig, *, for_upload: bool | None = None) -> None:
             need(bool(_DATE.match(value)), name, "must be a UTC date YYYY-MM-DD")
     if config.from_date and config.to_date:
         need(config.from_date <= config.to_date, "to_date", "must not be before from_date")
+    need(config.date_folder_lookback_days >= 0, "date_folder_lookback_days", "must be >= 0")
     need(config.progress in ("auto", "bar", "log", "off"), "progress",
          "must be auto, bar, log or off")
     u = config.upload

@@ -39,7 +39,8 @@ def run_backfill(spark: SparkSession, config: JobConfig, token: str | None,
                        tables={name: config.table(name)
                                for name in ("payloads", "quarantine", "results", "runs")})
     log.info("run %s: listing input", run_id)
-    files = list_input_files(spark, config.input, config.from_date, config.to_date)
+    files = list_input_files(spark, config.input, config.from_date, config.to_date,
+                             config.date_folder_lookback_days)
     log.info("run %s: %d input files; converting", run_id, len(files))
     counts = convert(spark, config, files, run_id, now)
     report.counts = counts.as_dict()

@@ -88,11 +88,13 @@ def _is_data_name(name: str) -> bool:
 
 
 def _date_in_range(relative_parts: Sequence[str], from_date: str | None,
-                   to_date: str | None) -> bool:
-    """Prune ``YYYY-MM-DD`` folders outside the range, with one day of margin on each side.
+                   to_date: str | None, lookback_days: int = 1) -> bool:
+    """Prune ``YYYY-MM-DD`` folders outside the range.
 
     mParticle names date folders by first-event time or upload time, so a folder can hold
-    events from the day before; the exact filter on event time happens in the transform.
+    events of later days (``lookback_days`` before ``from_date`` are kept) and, across time
+    zones, of the day before (one day after ``to_date`` is kept). The exact filter on event
+    time happens in the transform.
     """
     if not (from_date or to_date):
         return True
@@ -101,7 +103,7 @@ def _date_in_range(relative_parts: Sequence[str], from_date: str | None,
         if not m:
             continue
         day = dt.date.fromisoformat(m.group(1))
-        if from_date and day < dt.date.fromisoformat(from_date) - dt.timedelta(days=1):
+        if from_date and day < dt.date.fromisoformat(from_date) - dt.timedelta(lookback_days):
             return False
         if to_date and day > dt.date.fromisoformat(to_date) + dt.timedelta(days=1):
             return False
@@ -109,7 +111,7 @@ def _date_in_range(relative_parts: Sequence[str], from_date: str | None,
 
 
 def list_input_files(spark: SparkSession, inputs: Iterable[str], from_date: str | None = None,
-                     to_date: str | None = None) -> list[str]:
+                     to_date: str | None = None, lookback_days: int = 1) -> list[str]:
     """Expand files, folders (recursively) and globs into the list of data files.
 
     Uses Hadoop's FileSystem through the session, so the same code lists local folders, HDFS,
@@ -143,7 +145,7 @@ def list_input_files(spark: SparkSession, inputs: Iterable[str], from_date: str 
                     continue
                 if any(part.startswith((".", "_")) for part in folders):
                     continue
-                if not _date_in_range(folders, from_date, to_date):
+                if not _date_in_range(folders, from_date, to_date, lookback_days):
                     continue
                 text = child.getPath().toString()
                 if text not in seen:

@@ -1,0 +1,259 @@
+"""Cluster packaging (issue 5): the wheel, the job under the real ``spark-submit`` on a
+``local-cluster`` master (separate executor JVMs and Python workers), and ``conf/cluster.yaml``.
+
+The job runs the way a cluster runs it: the package travels as a wheel (``--py-files``), the
+entry file is ``jobs/backfill.py`` given by absolute path, the working directory is outside the
+repository and PYTHONPATH is unset. Driver and executors run a Python that sees the project's
+dependencies but not the project itself (the repository's venv has it installed in editable
+mode), so the job can only succeed by importing ``jobs`` and ``udfs`` from the wheel.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import sysconfig
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from jobs.config import load_config
+
+REPO = Path(__file__).resolve().parents[1]
+SPARK_SUBMIT = Path(sys.executable).parent / "spark-submit"
+SAMPLE = REPO / "jobs" / "samples" / "sample_dump"
+NOW = 1_793_836_800
+TOKEN = "spark-submit-secret-7d41e"
+SET_ID = "4242"
+DELTA_CONF = (
+    "--conf", "spark.sql.extensions=io.delta.sql.DeltaSparkSessionExtension",
+    "--conf", "spark.sql.catalog.spark_catalog=org.apache.spark.sql.delta.catalog.DeltaCatalog",
+)
+#: Tuning for a tiny job on a small machine (launcher settings, as on a real cluster).
+FAST_CONF = {
+    "spark.ui.enabled": "false",
+    "spark.ui.showConsoleProgress": "false",
+    "spark.default.parallelism": "2",
+    "spark.sql.shuffle.partitions": "2",
+    "spark.databricks.delta.snapshotPartitions": "2",
+    "spark.rdd.compress": "false",
+    "spark.shuffle.compress": "false",
+    "spark.driver.extraJavaOptions": "-XX:+UseSerialGC -XX:TieredStopAtLevel=1",
+    "spark.executor.extraJavaOptions": "-XX:+UseSerialGC -XX:TieredStopAtLevel=1",
+    "spark.log.level": "INFO",  # the assertions read the scheduler's log lines
+}
+#: The job's settings for the test. The master here must be ignored under spark-submit.
+JOB_YAML = """\
+dialect: capi
+progress: "off"
+spark:
+  master: local[1]
+upload:
+  max_in_flight: 2
+  backoff_base_seconds: 0.01
+  backoff_max_seconds: 0.05
+"""
+
+pytestmark = pytest.mark.skipif(not SPARK_SUBMIT.is_file(),
+                                reason=f"no spark-submit next to {sys.executable}")
+
+
+# ----- fixtures -------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Path:
+    """``make wheel`` (``pip wheel --no-deps``) on a copy of the sources, so that the build
+    leaves nothing in the repository (setuptools writes ``build/`` next to the sources)."""
+    root = tmp_path_factory.mktemp("wheel")
+    src = root / "src"
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(REPO / name, src / name)
+    for package in ("jobs", "udfs"):
+        shutil.copytree(REPO / package, src / package,
+                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    build = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(root / "dist"),
+         str(src)], capture_output=True, text=True, timeout=300,
+    )
+    assert build.returncode == 0, build.stdout + build.stderr
+    (path,) = (root / "dist").glob("*.whl")
+    return path
+
+
+@pytest.fixture(scope="module")
+def cluster_python(tmp_path_factory) -> Path:
+    """A Python for the driver and the executors: the venv's packages (pyspark, requests,
+    pyyaml, delta-spark, ...) through a ``.pth`` line, but not the venv's editable install of
+    this project (``.pth`` files inside a folder added that way are not processed)."""
+    root = tmp_path_factory.mktemp("cluster-python")
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(root / "venv")],
+                   check=True, timeout=120)
+    python = root / "venv" / "bin" / "python"
+    purelib = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        check=True, capture_output=True, text=True).stdout.strip()
+    Path(purelib, "backfill_dependencies.pth").write_text(
+        sysconfig.get_paths()["purelib"] + "\n", encoding="utf-8")
+    return python
+
+
+def _spark_work_dir() -> Path:
+    """Where local-cluster workers keep executor folders: $SPARK_HOME/work."""
+    import pyspark
+
+    return Path(os.environ.get("SPARK_HOME") or Path(pyspark.__file__).parent) / "work"
+
+
+def submit(wheel: Path, python: Path, cwd: Path, job_args: list[str],
+           env_extra: dict[str, str] | None = None, master: str = "local-cluster[2,1,1024]",
+           delta: bool = True, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """``spark-submit`` the job from ``cwd``; local-cluster: 2 workers, 1 core, 1 GiB each."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("PYTHONPATH", "FB_ACCESS_TOKEN", "PYSPARK_GATEWAY_PORT",
+                        "PYSPARK_GATEWAY_SECRET", "PYSPARK_DRIVER_PYTHON", "SPARK_CONF_DIR")}
+    env["PYSPARK_PYTHON"] = str(python)  # driver, executors, and spark-submit's own look-up
+    env.update(env_extra or {})
+    jars = sorted(str(p) for p in (REPO / ".jars").glob("*.jar"))
+    cmd = [str(SPARK_SUBMIT), "--master", master,
+           "--py-files", str(wheel), "--jars", ",".join(jars),
+           *(DELTA_CONF if delta else ()),
+           *[a for k, v in FAST_CONF.items() for a in ("--conf", f"{k}={v}")],
+           str(REPO / "jobs" / "backfill.py"), *job_args]
+    done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=timeout)
+    for app in set(re.findall(r"Registered app .* with ID (app-[0-9-]+)", done.stderr)):
+        shutil.rmtree(_spark_work_dir() / app, ignore_errors=True)  # executor folders
+    return done
+
+
+def report_figure(stdout: str, name: str) -> int:
+    match = re.search(rf"^\s+{name}\s+(\d+)\s*$", stdout, re.MULTILINE)
+    assert match, f"no '{name}' line in the report:\n{stdout[-3000:]}"
+    return int(match.group(1))
+
+
+def failure(done: subprocess.CompletedProcess[str]) -> str:
+    return f"exit {done.returncode}\nstdout:\n{done.stdout[-4000:]}\nstderr:\n{done.stderr[-6000:]}"
+
+
+# ----- the wheel ------------------------------------------------------------------------------
+def test_wheel_holds_the_packages_and_the_sample_data(wheel):
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for package in ("jobs", "udfs"):
+        for module in (REPO / package).glob("*.py"):
+            assert f"{package}/{module.name}" in names
+    samples = {p.relative_to(REPO).as_posix()
+               for p in (REPO / "jobs" / "samples").rglob("*") if p.is_file()}
+    assert samples and samples <= names, sorted(samples - names)
+    assert "jobs/samples/sample_dump/_manifest.json" in names
+    assert not any(n.startswith(("tests/", "conf/", "notebooks/")) for n in names)
+
+
+def test_cluster_python_sees_the_dependencies_but_not_the_project(cluster_python, tmp_path):
+    probe = ("import importlib.util as u; import pyspark, requests, yaml; "
+             "print(u.find_spec('jobs') is None and u.find_spec('udfs') is None)")
+    done = subprocess.run([str(cluster_python), "-c", probe], cwd=tmp_path, capture_output=True,
+                          text=True, env={k: v for k, v in os.environ.items()
+                                          if k != "PYTHONPATH"})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "True"
+
+
+# ----- the job under spark-submit -------------------------------------------------------------
+@pytest.mark.slow
+@pytest.mark.parametrize("token_source", ["env", "file"])
+def test_spark_submit_local_cluster_delivers_the_sample(wheel, cluster_python, tmp_path,
+                                                        token_source):
+    from jobs.local_graph_api import GraphApiEmulator
+
+    manifest = json.loads((SAMPLE / "_manifest.json").read_text(encoding="utf-8"))
+    config = tmp_path / "job.yaml"
+    config.write_text(JOB_YAML, encoding="utf-8")
+    out = tmp_path / "out"
+    env_extra: dict[str, str] = {}
+    token_args: list[str] = []
+    if token_source == "env":
+        env_extra["FB_ACCESS_TOKEN"] = TOKEN
+    else:  # a mounted secret: a file only the job's user can read
+        secret = tmp_path / "secrets" / "fb-token"
+        secret.parent.mkdir()
+        secret.write_text(TOKEN + "\n", encoding="utf-8")
+        secret.chmod(0o600)
+        token_args = ["--set", f"upload.token_file={secret}"]
+
+    with GraphApiEmulator(token=TOKEN, now=NOW).start() as emulator:
+        done = submit(wheel, cluster_python, tmp_path, [
+            "--config", str(config), "--input", str(SAMPLE), "--output-dir", str(out),
+            "--reference-time", str(NOW), "--set-id", SET_ID, "--base-url", emulator.url,
+            *token_args,
+        ], env_extra)
+        accepted = emulator.accepted_events()
+
+    assert done.returncode == 0, failure(done)
+    # The launcher's master was used (the config's local[1] was ignored): executors registered.
+    assert "Registered executor" in done.stderr, failure(done)
+    # The driver imported the package from the wheel (Spark names the caller's file).
+    assert f"{wheel.name}/jobs/" in done.stderr, failure(done)
+
+    delivered = report_figure(done.stdout, "delivered")
+    rejected = report_figure(done.stdout, "rejected")
+    assert report_figure(done.stdout, "failed") == 0
+    assert report_figure(done.stdout, "not attempted") == 0
+    # capi: events whose custom attribute "value" is text are rejected by design (SPEC §8).
+    assert delivered + rejected == manifest["convertible"]
+    assert 0 <= rejected < manifest["convertible"] // 10
+    assert len(accepted) == delivered
+    keys = {(e["event_id"], e["event_name"]) for _, e in accepted}
+    assert len(keys) == delivered  # each event once
+    assert {set_id for set_id, _ in accepted} == {SET_ID}
+
+    # The ledger is a Delta table and the staged outcomes were folded into it.
+    for table in ("payloads", "quarantine", "results", "runs"):
+        assert (out / table / "_delta_log").is_dir(), table
+    assert not any((out / "_staging").glob("*/*.jsonl"))
+
+    # The token is nowhere: not in the output, not in a log, not in a file the job wrote.
+    assert TOKEN not in done.stdout
+    assert TOKEN not in done.stderr
+    for path in out.rglob("*"):
+        if path.is_file():
+            assert TOKEN.encode() not in path.read_bytes(), path
+
+
+@pytest.mark.slow
+def test_spark_submit_without_delta_settings_fails_at_once_and_says_how(wheel, cluster_python,
+                                                                       tmp_path):
+    config = tmp_path / "job.yaml"
+    config.write_text(JOB_YAML, encoding="utf-8")
+    done = submit(wheel, cluster_python, tmp_path, [
+        "--config", str(config), "--input", str(SAMPLE), "--dry-run",
+        "--output-dir", str(tmp_path / "out"),
+    ], master="local[1]", delta=False)
+    assert done.returncode == 2, failure(done)
+    output = done.stdout + done.stderr  # spark-submit merges the driver's stderr into stdout
+    assert "error: the Spark session is not configured for Delta Lake" in output
+    assert "--conf spark.sql.extensions=io.delta.sql.DeltaSparkSessionExtension" in output
+    assert "Traceback" not in output
+    assert not (tmp_path / "out").exists()  # it failed before any work
+
+
+# ----- conf/cluster.yaml ----------------------------------------------------------------------
+def test_cluster_config_validates_and_leaves_the_master_to_the_launcher():
+    config = load_config(REPO / "conf" / "cluster.yaml",
+                         {"input": ["s3a://bucket/mparticle/2026-10-*"]})
+    assert config.input == ("s3a://bucket/mparticle/2026-10-*",)
+    assert config.spark.master is None
+    assert "spark.speculation" not in config.spark.conf
+    assert not config.dry_run
+    from jobs.ledger import is_path
+
+    for name in ("payloads", "quarantine", "results", "runs"):
+        assert not is_path(config.table(name)), name  # metastore names
+    assert config.upload.token_file or config.upload.token_env
+    assert Path(config.staging_dir).is_absolute()  # a local path on every node
+    assert config.upload.set_id
