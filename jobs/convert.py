@@ -86,7 +86,7 @@ def _count_if(condition: Column, name: str) -> Column:
     return F.count_if(F.coalesce(condition, F.lit(False))).alias(name)
 
 
-def _in_range(config: JobConfig) -> Column | None:
+def date_range_filter(config: JobConfig) -> Column | None:
     if not (config.from_date or config.to_date):
         return None
     t = F.col("event_time")
@@ -120,7 +120,7 @@ def convert(spark: SparkSession, config: JobConfig, files: list[str], run_id: st
         explode_events(batch_keys(good_batches(parsed), config)), config, now
     )
     skip = F.col("skip_reason")
-    scope = _in_range(config)
+    scope = date_range_filter(config)
     in_scope = scope if scope is not None else F.lit(True)
     event_obs = Observation("events")
     classified = classified.observe(

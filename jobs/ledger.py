@@ -1,9 +1,9 @@
 """All Delta Lake I/O of the job: payloads, quarantine, results (the ledger) and runs.
 
 A table location is either a path (anything with ``/`` or a URI scheme) or a metastore table
-name (``db.table``). Writes are idempotent where a re-run can repeat them: outcomes are merged
-on ``(run_id, chunk_id, task_attempt)``, so folding the same staged outcomes twice changes
-nothing.
+name (``db.table``). Writes are idempotent where a re-run can repeat them: staged outcomes are
+appended with Delta's idempotent-write options, so folding the same staging folder twice
+changes nothing.
 """
 
 from __future__ import annotations
@@ -70,12 +70,6 @@ def read_table(spark: SparkSession, location: str) -> DataFrame:
     return spark.read.table(location)
 
 
-def _delta_table(spark: SparkSession, location: str) -> DeltaTable:
-    if is_path(location):
-        return DeltaTable.forPath(spark, location)
-    return DeltaTable.forName(spark, location)
-
-
 def write_table(df: DataFrame, location: str, mode: str = "append",
                 partition_by: tuple[str, ...] = ()) -> None:
     """Write ``df`` to the Delta table at ``location`` (created on first write)."""
@@ -90,13 +84,6 @@ def write_table(df: DataFrame, location: str, mode: str = "append",
         writer.saveAsTable(location)
 
 
-def ensure_table(spark: SparkSession, location: str, schema: T.StructType) -> None:
-    """Create an empty Delta table with ``schema`` if none exists (idempotent)."""
-    builder = DeltaTable.createIfNotExists(spark).addColumns(schema)
-    builder = builder.location(location) if is_path(location) else builder.tableName(location)
-    builder.execute()
-
-
 # ----- payloads / quarantine ------------------------------------------------------------------
 def write_payloads(rows: DataFrame, location: str) -> None:
     """Replace the payloads table with this run's payloads (the upload reads them back)."""
@@ -108,19 +95,19 @@ def append_quarantine(rows: DataFrame, location: str) -> None:
 
 
 # ----- results (the ledger) -------------------------------------------------------------------
-def merge_results(spark: SparkSession, outcomes: DataFrame, location: str) -> None:
-    """Fold chunk outcomes into the ledger; already-recorded outcomes are left as they are."""
-    ensure_table(spark, location, RESULTS_SCHEMA)
-    target = _delta_table(spark, location)
-    (
-        target.alias("t")
-        .merge(
-            outcomes.alias("s"),
-            "t.run_id = s.run_id AND t.chunk_id = s.chunk_id AND t.task_attempt = s.task_attempt",
-        )
-        .whenNotMatchedInsertAll()
-        .execute()
-    )
+def append_results(outcomes: DataFrame, location: str, batch_id: str) -> None:
+    """Append chunk outcomes to the ledger, once per ``batch_id`` (a staging folder).
+
+    Delta's idempotent writes (``txnAppId`` + ``txnVersion``) make a repeated append of the same
+    batch a no-op, so folding a staging folder again after a crash between the commit and the
+    folder's removal inserts nothing twice.
+    """
+    writer = (outcomes.write.format("delta").mode("append")
+              .option("txnAppId", f"backfill-fold-{batch_id}").option("txnVersion", 1))
+    if is_path(location):
+        writer.save(location)
+    else:
+        writer.saveAsTable(location)
 
 
 def event_status(spark: SparkSession, location: str, set_id: str) -> DataFrame:
@@ -140,13 +127,5 @@ def event_status(spark: SparkSession, location: str, set_id: str) -> DataFrame:
 
 # ----- runs -----------------------------------------------------------------------------------
 def record_run(spark: SparkSession, location: str, run: dict) -> None:
-    """Insert or update the run's row (one row per run)."""
-    ensure_table(spark, location, RUNS_SCHEMA)
-    row = spark.createDataFrame([run], RUNS_SCHEMA)
-    (
-        _delta_table(spark, location).alias("t")
-        .merge(row.alias("s"), "t.run_id = s.run_id")
-        .whenMatchedUpdateAll()
-        .whenNotMatchedInsertAll()
-        .execute()
-    )
+    """Append the run's row (one row per run, written once at its end)."""
+    write_table(spark.createDataFrame([run], RUNS_SCHEMA), location, mode="append")

@@ -111,18 +111,26 @@ def _date_in_range(relative_parts: Sequence[str], from_date: str | None,
 
 
 def list_input_files(spark: SparkSession, inputs: Iterable[str], from_date: str | None = None,
-                     to_date: str | None = None, lookback_days: int = 1) -> list[str]:
+                     to_date: str | None = None, lookback_days: int = 1,
+                     exclude: Iterable[str] = (),
+                     stats: list[tuple[str, int, int]] | None = None) -> list[str]:
     """Expand files, folders (recursively) and globs into the list of data files.
 
     Uses Hadoop's FileSystem through the session, so the same code lists local folders, HDFS,
     S3, ABFS or GCS on a cluster. Hidden names (``.``/``_``), zero-byte files and mParticle's
-    verification objects are skipped; date folders outside ``from_date``/``to_date`` are pruned.
+    verification objects are skipped; date folders outside ``from_date``/``to_date`` are pruned;
+    files under ``exclude`` (the job's own output folder, should it lie inside the input) too.
+    ``stats``, when given, receives ``(path, length, modification time)`` of each file.
     """
     jvm = spark.sparkContext._jvm
     hconf = spark.sparkContext._jsc.hadoopConfiguration()
     Path = jvm.org.apache.hadoop.fs.Path
     files: list[str] = []
     seen: set[str] = set()
+    excluded = tuple(
+        Path(p).getFileSystem(hconf).makeQualified(Path(p)).toString().rstrip("/") + "/"
+        for p in exclude if p
+    )
     for pattern in inputs:
         root = Path(pattern)
         fs = root.getFileSystem(hconf)
@@ -148,9 +156,13 @@ def list_input_files(spark: SparkSession, inputs: Iterable[str], from_date: str 
                 if not _date_in_range(folders, from_date, to_date, lookback_days):
                     continue
                 text = child.getPath().toString()
+                if text.startswith(excluded):
+                    continue
                 if text not in seen:
                     seen.add(text)
                     files.append(text)
+                    if stats is not None:
+                        stats.append((text, child.getLen(), child.getModificationTime()))
     if not files:
         raise NoInputFiles(f"no data files found under: {', '.join(inputs)}")
     return sorted(files)

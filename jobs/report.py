@@ -30,6 +30,9 @@ class RunReport:
     tables: dict[str, str] = field(default_factory=dict)
     samples: list[str] = field(default_factory=list)
     message: str | None = None
+    notes: list[str] = field(default_factory=list)
+    input_fingerprint: str | None = None
+    payloads_run_id: str | None = None  # the run whose conversion wrote the payloads used
 
     @property
     def exit_code(self) -> int:
@@ -70,6 +73,7 @@ class RunReport:
                f"status={self.status}"]
         if self.message:
             out.append(f"  {self.message}")
+        out.extend(f"  note: {n}" for n in self.notes)
         out.append("reconciliation (SPEC §7):")
         out.extend(self.reconciliation_lines())
         if self.mode == "upload":

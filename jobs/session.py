@@ -11,6 +11,7 @@ checked for Delta Lake (extension, catalog, jars) so that a missing ``--conf`` f
 from __future__ import annotations
 
 import glob
+import logging
 import os
 import sys
 from collections.abc import Mapping
@@ -21,6 +22,7 @@ from pyspark.sql import SparkSession
 DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
 DELTA_CATALOG = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
 REPO_ROOT = Path(__file__).resolve().parent.parent
+log = logging.getLogger("backfill.session")
 
 #: Settings every session of this job gets (runtime settings, safe to set on a given session).
 RUNTIME_CONF = {
@@ -103,6 +105,8 @@ def get_spark(master: str | None = "local[*]", app_name: str = "mparticle-meta-b
     conf = dict(conf or {})
     if launched_by_spark_submit():
         spark = SparkSession.builder.appName(app_name).getOrCreate()
+        log.info("using the launcher's Spark session (master: %s)",
+                 spark.conf.get("spark.master", None) or "unknown")
         check_delta(spark)
         for key, value in {**RUNTIME_CONF, **conf}.items():
             try:

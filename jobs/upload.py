@@ -43,7 +43,7 @@ def fold_staging(spark: SparkSession, config: JobConfig) -> int:
         rows = staged_rows(folder)
         if rows:
             outcomes = spark.createDataFrame(rows, ledger.RESULTS_SCHEMA)
-            ledger.merge_results(spark, outcomes, config.table("results"))
+            ledger.append_results(outcomes, config.table("results"), folder.name)
             folded += len(rows)
         shutil.rmtree(folder, ignore_errors=True)
     return folded

@@ -68,7 +68,7 @@ def assigned_names(source: str) -> list[str]:
             for t in node.targets if isinstance(t, ast.Name)]
 
 
-def execute(kernel_name: str, tmp_path: Path, **parameters: Any) -> nbformat.NotebookNode:
+def execute(kernel_name: str, **parameters: Any) -> nbformat.NotebookNode:
     """Run the stored notebook with ``parameters`` in place of its parameters cell."""
     nb = nbformat.read(NOTEBOOK, as_version=4)
     cell = parameters_cell(nb)
@@ -169,7 +169,7 @@ def test_stored_notebook_is_clean_and_has_one_parameters_cell() -> None:
 
 def test_notebook_runs_on_the_sample_dump(kernel_name: str, tmp_path: Path) -> None:
     no_run_yet = tmp_path / "no_run_yet"
-    nb = execute(kernel_name, tmp_path, **notebook_parameters(tmp_path, no_run_yet))
+    nb = execute(kernel_name, **notebook_parameters(tmp_path, no_run_yet))
 
     assert_charts(tmp_path / "figures", CHARTS)
     assert not (tmp_path / "figures" / "delivery_status.png").exists()
@@ -179,6 +179,7 @@ def test_notebook_runs_on_the_sample_dump(kernel_name: str, tmp_path: Path) -> N
     assert "951 events = 497 to send + 454 skipped" in text
     assert '"action_source": "physical_store"' in text  # capi preview
     assert '"match_keys": {' in text  # offline_conversions preview
+    assert '"madid": "<advertising id, not shown>"' in text  # capi sends it unhashed
     assert "No delivery results yet" in text
     assert_no_secrets(text)
 
@@ -197,7 +198,7 @@ def test_notebook_shows_delivery_results_of_a_run(kernel_name: str, tmp_path: Pa
         report = run_backfill(spark, config, read_token(config.upload))
     assert report.delivery["delivered"] > 0 and report.delivery["rejected"] > 0
 
-    nb = execute(kernel_name, tmp_path, **notebook_parameters(tmp_path, output_dir))
+    nb = execute(kernel_name, **notebook_parameters(tmp_path, output_dir))
 
     assert_charts(tmp_path / "figures", (*CHARTS, "delivery_status", "meta_error_codes"))
     text = output_text(nb)

@@ -95,3 +95,11 @@ def test_every_published_batch_parses(spark):
               and "nearmiss" not in p.name]
     got = parse(spark, batches + single)
     assert all(reason is None for reason in got.values()), got
+
+
+def test_the_jobs_own_output_inside_the_input_is_not_read(spark, dump):
+    out = dump / "out"
+    (out / "payloads").mkdir(parents=True)
+    (out / "payloads" / "part-0.parquet").write_text("PAR1 not a dump")
+    files = list_input_files(spark, [str(dump)], exclude=[str(out)])
+    assert sorted(Path(f).name for f in files) == ["a.txt", "b.txt.gz", "c.txt"]

@@ -67,6 +67,8 @@ def test_date_range_reruns_prune_folders_and_are_idempotent(spark, dated_dump, t
 
         again = run_backfill(spark, day2, TOKEN)  # the scheduler re-runs the same day
         assert again.status == "nothing_to_do" and "already delivered" in again.message
+        assert any("payloads were reused" in n for n in again.notes)  # no pass over the input
+        assert again.counts == first.counts
         assert emu.requests["total"] == first.delivery["requests"]
 
         all_days = config(dated_dump, tmp_path, emu.url, from_date=DAYS[0], to_date=DAYS[2])
@@ -104,9 +106,10 @@ def test_retry_failed_resends_only_failed_events(spark, dated_dump, tmp_path):
 
 
 def test_progress_is_shown_during_an_upload(spark, dated_dump, tmp_path, capsys):
-    with GraphApiEmulator(token=TOKEN, now=NOW, latency_ms=150).start() as emu:
+    with GraphApiEmulator(token=TOKEN, now=NOW, latency_ms=500).start() as emu:
         cfg = config(dated_dump, tmp_path, emu.url, progress="bar",
-                     **{"upload.partitions": 4, "upload.max_in_flight": 1})
+                     **{"upload.partitions": 4, "upload.max_in_flight": 1,
+                        "upload.chunk_size": 3})
         report = run_backfill(spark, cfg, TOKEN)
     assert report.status == "succeeded"
     err = capsys.readouterr().err

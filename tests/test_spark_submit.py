@@ -86,6 +86,16 @@ def wheel(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
+def py_files(wheel) -> Path:
+    """The wheel under a ``.zip`` name, for ``--py-files``: PySpark puts ``.py``, ``.zip``,
+    ``.egg`` and ``.jar`` files on the executors' path, but not ``.whl`` ones (it ships them and
+    leaves them unused). A pure-Python wheel is a zip archive with the packages at its root."""
+    path = wheel.with_suffix(".zip")
+    shutil.copyfile(wheel, path)
+    return path
+
+
+@pytest.fixture(scope="module")
 def cluster_python(tmp_path_factory) -> Path:
     """A Python for the driver and the executors: the venv's packages (pyspark, requests,
     pyyaml, delta-spark, ...) through a ``.pth`` line, but not the venv's editable install of
@@ -109,7 +119,7 @@ def _spark_work_dir() -> Path:
     return Path(os.environ.get("SPARK_HOME") or Path(pyspark.__file__).parent) / "work"
 
 
-def submit(wheel: Path, python: Path, cwd: Path, job_args: list[str],
+def submit(py_files: Path, python: Path, cwd: Path, job_args: list[str],
            env_extra: dict[str, str] | None = None, master: str = "local-cluster[2,1,1024]",
            delta: bool = True, timeout: float = 600) -> subprocess.CompletedProcess[str]:
     """``spark-submit`` the job from ``cwd``; local-cluster: 2 workers, 1 core, 1 GiB each."""
@@ -120,7 +130,7 @@ def submit(wheel: Path, python: Path, cwd: Path, job_args: list[str],
     env.update(env_extra or {})
     jars = sorted(str(p) for p in (REPO / ".jars").glob("*.jar"))
     cmd = [str(SPARK_SUBMIT), "--master", master,
-           "--py-files", str(wheel), "--jars", ",".join(jars),
+           "--py-files", str(py_files), "--jars", ",".join(jars),
            *(DELTA_CONF if delta else ()),
            *[a for k, v in FAST_CONF.items() for a in ("--conf", f"{k}={v}")],
            str(REPO / "jobs" / "backfill.py"), *job_args]
@@ -166,9 +176,12 @@ def test_cluster_python_sees_the_dependencies_but_not_the_project(cluster_python
 
 # ----- the job under spark-submit -------------------------------------------------------------
 @pytest.mark.slow
-@pytest.mark.parametrize("token_source", ["env", "file"])
-def test_spark_submit_local_cluster_delivers_the_sample(wheel, cluster_python, tmp_path,
-                                                        token_source):
+@pytest.mark.parametrize(("token_source", "master"), [
+    ("env", "local-cluster[2,1,1024]"),
+    ("file", "local[2]"),  # the token file is read on the driver; a cheaper master suffices
+], ids=["token-env-local-cluster", "token-file-local"])
+def test_spark_submit_delivers_the_sample(py_files, cluster_python, tmp_path, token_source,
+                                          master):
     from jobs.local_graph_api import GraphApiEmulator
 
     manifest = json.loads((SAMPLE / "_manifest.json").read_text(encoding="utf-8"))
@@ -187,18 +200,21 @@ def test_spark_submit_local_cluster_delivers_the_sample(wheel, cluster_python, t
         token_args = ["--set", f"upload.token_file={secret}"]
 
     with GraphApiEmulator(token=TOKEN, now=NOW).start() as emulator:
-        done = submit(wheel, cluster_python, tmp_path, [
+        done = submit(py_files, cluster_python, tmp_path, [
             "--config", str(config), "--input", str(SAMPLE), "--output-dir", str(out),
             "--reference-time", str(NOW), "--set-id", SET_ID, "--base-url", emulator.url,
             *token_args,
-        ], env_extra)
+        ], env_extra, master=master)
         accepted = emulator.accepted_events()
 
     assert done.returncode == 0, failure(done)
-    # The launcher's master was used (the config's local[1] was ignored): executors registered.
-    assert "Registered executor" in done.stderr, failure(done)
-    # The driver imported the package from the wheel (Spark names the caller's file).
-    assert f"{wheel.name}/jobs/" in done.stderr, failure(done)
+    # The launcher's master was used, not the config's local[1].
+    assert f"using the launcher's Spark session (master: {master})" in done.stdout, failure(done)
+    if master.startswith("local-cluster"):
+        assert "Registered executor" in done.stderr, failure(done)  # separate executor JVMs
+    # The driver imported the package from the wheel (Spark names the caller's file); the
+    # executors could only have imported it from there.
+    assert f"{py_files.name}/jobs/" in done.stderr, failure(done)
 
     delivered = report_figure(done.stdout, "delivered")
     rejected = report_figure(done.stdout, "rejected")
@@ -226,11 +242,11 @@ def test_spark_submit_local_cluster_delivers_the_sample(wheel, cluster_python, t
 
 
 @pytest.mark.slow
-def test_spark_submit_without_delta_settings_fails_at_once_and_says_how(wheel, cluster_python,
+def test_spark_submit_without_delta_settings_fails_at_once_and_says_how(py_files, cluster_python,
                                                                        tmp_path):
     config = tmp_path / "job.yaml"
     config.write_text(JOB_YAML, encoding="utf-8")
-    done = submit(wheel, cluster_python, tmp_path, [
+    done = submit(py_files, cluster_python, tmp_path, [
         "--config", str(config), "--input", str(SAMPLE), "--dry-run",
         "--output-dir", str(tmp_path / "out"),
     ], master="local[1]", delta=False)
@@ -254,6 +270,63 @@ def test_cluster_config_validates_and_leaves_the_master_to_the_launcher():
 
     for name in ("payloads", "quarantine", "results", "runs"):
         assert not is_path(config.table(name)), name  # metastore names
-    assert config.upload.token_file or config.upload.token_env
+    assert config.upload.token_file  # a mounted secret
+    assert config.upload.partitions and config.upload.max_in_flight
     assert Path(config.staging_dir).is_absolute()  # a local path on every node
     assert config.upload.set_id
+
+
+# ----- conf/scheduling ------------------------------------------------------------------------
+def _job_config(args: list[str]):
+    from jobs.backfill import build_parser, config_from_args
+
+    return config_from_args(build_parser().parse_args(args))
+
+
+def test_airflow_dag_arguments_are_valid_job_arguments():
+    """The DAG is not imported (no Airflow here): its argument constants are read from the file
+    and the job's own parser and validation run on them, with {{ ds }} rendered."""
+    import ast
+
+    path = REPO / "conf" / "scheduling" / "airflow_backfill_dag.py"
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    wanted = {"RELEASE", "APPLICATION_ARGS", "SPARK_CONF"}
+    assigns = [node for node in tree.body if isinstance(node, ast.Assign)
+               and {t.id for t in node.targets if isinstance(t, ast.Name)} & wanted]
+    namespace: dict = {}
+    exec(compile(ast.Module(body=assigns, type_ignores=[]), str(path), "exec"), namespace)
+    args = namespace["APPLICATION_ARGS"]
+    assert args[args.index("--from-date") + 1] == "{{ ds }}"
+    assert args[args.index("--to-date") + 1] == "{{ ds }}"
+    rendered = [a.replace("{{ ds }}", "2026-10-01") for a in args]
+    rendered[rendered.index("--config") + 1] = str(REPO / "conf" / "cluster.yaml")
+    config = _job_config(rendered)
+    assert (config.from_date, config.to_date) == ("2026-10-01", "2026-10-01")
+    assert config.spark.master is None
+    conf = namespace["SPARK_CONF"]
+    assert conf["spark.speculation"] == "false"
+    assert conf["spark.sql.extensions"] == "io.delta.sql.DeltaSparkSessionExtension"
+
+
+def test_databricks_job_parameters_are_valid_job_arguments():
+    import yaml
+
+    path = REPO / "conf" / "scheduling" / "databricks_backfill_job.yml"
+    job = yaml.safe_load(path.read_text(encoding="utf-8"))["resources"]["jobs"][
+        "mparticle_meta_backfill"]
+    assert job["max_concurrent_runs"] == 1
+    (task,) = job["tasks"]
+    assert (path.parent / task["spark_python_task"]["python_file"]).resolve() == \
+        REPO / "jobs" / "backfill.py"
+    rendered = [
+        a.replace("{{job.parameters.from_date}}", "2026-10-01")
+        .replace("{{job.parameters.to_date}}", "2026-10-31")
+        .replace("${workspace.file_path}", str(REPO))
+        for a in task["spark_python_task"]["parameters"]
+    ]
+    config = _job_config(rendered)
+    assert (config.from_date, config.to_date) == ("2026-10-01", "2026-10-31")
+    assert not config.upload.token_file  # the token comes from the secret-scope variable
+    assert config.upload.token_env in job["job_clusters"][0]["new_cluster"]["spark_env_vars"]
+    assert config.staging_dir.startswith("/Volumes/")
+    assert job["job_clusters"][0]["new_cluster"]["spark_conf"]["spark.speculation"] == "false"
