@@ -150,11 +150,11 @@ class JobConfig:
         configured = getattr(self.tables, name)
         if configured:
             return configured
-        return str(Path(self.output_dir) / name)
+        return _join(self.output_dir, name)
 
     @property
     def staging_dir(self) -> str:
-        return self.upload.staging_dir or str(Path(self.output_dir) / "_staging")
+        return self.upload.staging_dir or _join(self.output_dir, "_staging")
 
     def digest(self) -> str:
         """A SHA-256 of the settings that shape the output (no secrets are in the config)."""
@@ -168,6 +168,11 @@ class JobConfig:
         }
         text = json.dumps(data, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _join(base: str, name: str) -> str:
+    """``base/name`` for a local path or a URI (``s3a://bucket/x``), which pathlib would mangle."""
+    return f"{base.rstrip('/')}/{name}"
 
 
 # ----- loading --------------------------------------------------------------------------------

@@ -87,6 +87,8 @@ def _count_if(condition: Column, name: str) -> Column:
 
 
 def date_range_filter(config: JobConfig) -> Column | None:
+    """The ``from_date``/``to_date`` scope (UTC days, by ``event_time``) as a condition on the
+    classified events, or None when no range is set. Events without a time are out of scope."""
     if not (config.from_date or config.to_date):
         return None
     t = F.col("event_time")

@@ -41,6 +41,10 @@ def run_backfill(spark: SparkSession, config: JobConfig, token: str | None,
                        set_id=config.upload.set_id, reference_time=now,
                        tables={name: config.table(name)
                                for name in ("payloads", "quarantine", "results", "runs")})
+    if not config.dry_run:
+        from jobs.upload import check_speculation
+
+        check_speculation(spark)  # fail before the pass over the input, not after
     log.info("run %s: listing input", run_id)
     stats: list[tuple[str, int, int]] = []
     files = list_input_files(spark, config.input, config.from_date, config.to_date,

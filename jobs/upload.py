@@ -85,7 +85,8 @@ def upload_partitions(spark: SparkSession, config: JobConfig, events: int) -> in
     return max(1, min(max(cores, math.ceil(events / per_task)), 10_000))
 
 
-def _check_speculation(spark: SparkSession) -> None:
+def check_speculation(spark: SparkSession) -> None:
+    """Refuse to upload with speculation on (called before any work)."""
     if spark.sparkContext.getConf().get("spark.speculation", "false").lower() == "true":
         raise RuntimeError("spark.speculation is on: speculative copies of upload tasks would "
                            "send events twice. Run the backfill with spark.speculation=false.")
@@ -96,7 +97,7 @@ def upload_payloads(spark: SparkSession, config: JobConfig, token: str | None,
     """Deliver this run's payloads and fill ``report.delivery``/``errors``/``status``."""
     if not token:
         raise ValueError("an access token is required to upload")
-    _check_speculation(spark)
+    check_speculation(spark)
     recovered = fold_staging(spark, config)
     if recovered:
         log.info("folded %d staged outcomes of an interrupted run into the ledger", recovered)
@@ -117,8 +118,11 @@ def upload_payloads(spark: SparkSession, config: JobConfig, token: str | None,
         return
 
     tasks = upload_partitions(spark, config, to_send)
+    # The global rate limit is shared by the tasks that run at once, not by all of them.
+    concurrent = max(1, min(tasks, spark.sparkContext.defaultParallelism))
     settings = TaskSettings(config=config, token=token, run_id=report.run_id,
-                            upload_tag=config.upload.upload_tag or report.run_id, tasks=tasks)
+                            upload_tag=config.upload.upload_tag or report.run_id,
+                            tasks=concurrent)
     progress = UploadProgress(spark, report.run_id, to_send, config.progress)
     counters = progress.accumulators()
     rdd = (selected.repartition(tasks, "event_key").select("event_key", "payload").rdd

@@ -61,3 +61,11 @@ def test_cli_fails_before_spark_with_a_named_setting(capsys, monkeypatch):
     assert "upload.chunk_size" in capsys.readouterr().err
     assert main(["--input", "x", "--set-id", "1"]) == 2
     assert "FB_ACCESS_TOKEN" in capsys.readouterr().err
+
+
+def test_table_locations_under_an_object_store_uri():
+    c = load_config(None, {"dry_run": True, "output_dir": "s3a://bucket/backfill/",
+                           "tables.runs": "backfill.runs"})
+    assert c.table("payloads") == "s3a://bucket/backfill/payloads"
+    assert c.staging_dir == "s3a://bucket/backfill/_staging"
+    assert c.table("runs") == "backfill.runs"

@@ -1,11 +1,12 @@
 """Cluster packaging (issue 5): the wheel, the job under the real ``spark-submit`` on a
 ``local-cluster`` master (separate executor JVMs and Python workers), and ``conf/cluster.yaml``.
 
-The job runs the way a cluster runs it: the package travels as a wheel (``--py-files``), the
-entry file is ``jobs/backfill.py`` given by absolute path, the working directory is outside the
-repository and PYTHONPATH is unset. Driver and executors run a Python that sees the project's
-dependencies but not the project itself (the repository's venv has it installed in editable
-mode), so the job can only succeed by importing ``jobs`` and ``udfs`` from the wheel.
+The job runs the way a cluster runs it: the package travels as the wheel (``--py-files``, under
+a ``.zip`` name, see ``py_files``), the entry file is ``jobs/backfill.py`` given by absolute
+path, the working directory is outside the repository and PYTHONPATH is unset. Driver and
+executors run a Python that sees the project's dependencies but not the project itself (the
+repository's venv has it installed in editable mode, which would hide a packaging mistake), so
+the job can only succeed by importing ``jobs`` and ``udfs`` from the wheel.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import sysconfig
@@ -22,7 +24,8 @@ from pathlib import Path
 
 import pytest
 
-from jobs.config import load_config
+from jobs.config import JobConfig, load_config
+from jobs.ledger import is_path
 
 REPO = Path(__file__).resolve().parents[1]
 SPARK_SUBMIT = Path(sys.executable).parent / "spark-submit"
@@ -59,8 +62,8 @@ upload:
   backoff_max_seconds: 0.05
 """
 
-pytestmark = pytest.mark.skipif(not SPARK_SUBMIT.is_file(),
-                                reason=f"no spark-submit next to {sys.executable}")
+needs_spark_submit = pytest.mark.skipif(not SPARK_SUBMIT.is_file(),
+                                        reason=f"no spark-submit next to {sys.executable}")
 
 
 # ----- fixtures -------------------------------------------------------------------------------
@@ -121,24 +124,38 @@ def _spark_work_dir() -> Path:
 
 def submit(py_files: Path, python: Path, cwd: Path, job_args: list[str],
            env_extra: dict[str, str] | None = None, master: str = "local-cluster[2,1,1024]",
-           delta: bool = True, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    """``spark-submit`` the job from ``cwd``; local-cluster: 2 workers, 1 core, 1 GiB each."""
+           delta: bool = True, jars: bool = True, timeout: float = 600
+           ) -> subprocess.CompletedProcess[str]:
+    """``spark-submit`` the job from ``cwd``; local-cluster: 2 workers, 1 core, 1 GiB each.
+
+    The executors' own logs (under $SPARK_HOME/work) are appended to ``stderr``, then removed.
+    """
     env = {k: v for k, v in os.environ.items()
            if k not in ("PYTHONPATH", "FB_ACCESS_TOKEN", "PYSPARK_GATEWAY_PORT",
                         "PYSPARK_GATEWAY_SECRET", "PYSPARK_DRIVER_PYTHON", "SPARK_CONF_DIR")}
     env["PYSPARK_PYTHON"] = str(python)  # driver, executors, and spark-submit's own look-up
     env.update(env_extra or {})
-    jars = sorted(str(p) for p in (REPO / ".jars").glob("*.jar"))
-    cmd = [str(SPARK_SUBMIT), "--master", master,
-           "--py-files", str(py_files), "--jars", ",".join(jars),
+    delta_jars = sorted(str(p) for p in (REPO / ".jars").glob("*.jar"))
+    cmd = [str(SPARK_SUBMIT), "--master", master, "--py-files", str(py_files),
+           *(("--jars", ",".join(delta_jars)) if jars else ()),
            *(DELTA_CONF if delta else ()),
            *[a for k, v in FAST_CONF.items() for a in ("--conf", f"{k}={v}")],
            str(REPO / "jobs" / "backfill.py"), *job_args]
-    done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=timeout)
-    for app in set(re.findall(r"Registered app .* with ID (app-[0-9-]+)", done.stderr)):
-        shutil.rmtree(_spark_work_dir() / app, ignore_errors=True)  # executor folders
-    return done
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)  # the JVM, the Python driver, the executors
+        stdout, stderr = proc.communicate()
+        stderr += f"\n[test] spark-submit killed after {timeout} s"
+    for app in set(re.findall(r"Registered app .* with ID (app-[0-9-]+)", stderr)):
+        folder = _spark_work_dir() / app
+        for log in sorted(folder.glob("*/std*")):
+            stderr += f"\n[executor log {log.parent.name}/{log.name}]\n"
+            stderr += log.read_text(encoding="utf-8", errors="replace")
+        shutil.rmtree(folder, ignore_errors=True)
+    return subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr)
 
 
 def report_figure(stdout: str, name: str) -> int:
@@ -176,6 +193,7 @@ def test_cluster_python_sees_the_dependencies_but_not_the_project(cluster_python
 
 # ----- the job under spark-submit -------------------------------------------------------------
 @pytest.mark.slow
+@needs_spark_submit
 @pytest.mark.parametrize(("token_source", "master"), [
     ("env", "local-cluster[2,1,1024]"),
     ("file", "local[2]"),  # the token file is read on the driver; a cheaper master suffices
@@ -212,6 +230,7 @@ def test_spark_submit_delivers_the_sample(py_files, cluster_python, tmp_path, to
     assert f"using the launcher's Spark session (master: {master})" in done.stdout, failure(done)
     if master.startswith("local-cluster"):
         assert "Registered executor" in done.stderr, failure(done)  # separate executor JVMs
+        assert "[executor log " in done.stderr  # their logs are checked for the token below
     # The driver imported the package from the wheel (Spark names the caller's file); the
     # executors could only have imported it from there.
     assert f"{py_files.name}/jobs/" in done.stderr, failure(done)
@@ -220,9 +239,13 @@ def test_spark_submit_delivers_the_sample(py_files, cluster_python, tmp_path, to
     rejected = report_figure(done.stdout, "rejected")
     assert report_figure(done.stdout, "failed") == 0
     assert report_figure(done.stdout, "not attempted") == 0
-    # capi: events whose custom attribute "value" is text are rejected by design (SPEC §8).
     assert delivered + rejected == manifest["convertible"]
-    assert 0 <= rejected < manifest["convertible"] // 10
+    # capi: the few events whose custom attribute "value" is text are rejected by design (SPEC
+    # §8 forwards it; Meta and the emulator want a number), and only those.
+    assert 0 < rejected < manifest["convertible"] // 10
+    errors = done.stdout.split("Meta errors by code:", 1)[-1].split("\ntime ", 1)[0]
+    assert re.findall(r"^  code (\d+)", errors, re.MULTILINE) == ["100"], errors
+    assert "custom_data.value must be a number" in errors
     assert len(accepted) == delivered
     keys = {(e["event_id"], e["event_name"]) for _, e in accepted}
     assert len(keys) == delivered  # each event once
@@ -242,18 +265,24 @@ def test_spark_submit_delivers_the_sample(py_files, cluster_python, tmp_path, to
 
 
 @pytest.mark.slow
-def test_spark_submit_without_delta_settings_fails_at_once_and_says_how(py_files, cluster_python,
-                                                                       tmp_path):
+@needs_spark_submit
+@pytest.mark.parametrize(("delta", "jars", "message"), [
+    (False, True, "error: the Spark session is not configured for Delta Lake"),
+    (True, False, "error: Delta Lake's jars are not on the Spark classpath"),
+], ids=["no-delta-settings", "no-delta-jars"])
+def test_spark_submit_without_delta_fails_at_once_and_says_how(py_files, cluster_python,
+                                                               tmp_path, delta, jars, message):
     config = tmp_path / "job.yaml"
     config.write_text(JOB_YAML, encoding="utf-8")
     done = submit(py_files, cluster_python, tmp_path, [
         "--config", str(config), "--input", str(SAMPLE), "--dry-run",
         "--output-dir", str(tmp_path / "out"),
-    ], master="local[1]", delta=False)
+    ], master="local[1]", delta=delta, jars=jars)
     assert done.returncode == 2, failure(done)
     output = done.stdout + done.stderr  # spark-submit merges the driver's stderr into stdout
-    assert "error: the Spark session is not configured for Delta Lake" in output
+    assert message in output
     assert "--conf spark.sql.extensions=io.delta.sql.DeltaSparkSessionExtension" in output
+    assert "--packages io.delta:delta-spark_4.2_2.13:4.4.0" in output
     assert "Traceback" not in output
     assert not (tmp_path / "out").exists()  # it failed before any work
 
@@ -266,8 +295,6 @@ def test_cluster_config_validates_and_leaves_the_master_to_the_launcher():
     assert config.spark.master is None
     assert "spark.speculation" not in config.spark.conf
     assert not config.dry_run
-    from jobs.ledger import is_path
-
     for name in ("payloads", "quarantine", "results", "runs"):
         assert not is_path(config.table(name)), name  # metastore names
     assert config.upload.token_file  # a mounted secret
@@ -277,7 +304,7 @@ def test_cluster_config_validates_and_leaves_the_master_to_the_launcher():
 
 
 # ----- conf/scheduling ------------------------------------------------------------------------
-def _job_config(args: list[str]):
+def _job_config(args: list[str]) -> JobConfig:
     from jobs.backfill import build_parser, config_from_args
 
     return config_from_args(build_parser().parse_args(args))
