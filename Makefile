@@ -34,8 +34,11 @@ test: setup
 lint: setup
 	$(BIN)/ruff check .
 
+# The wheel, plus a .zip copy of it for spark-submit --py-files (PySpark ignores .whl there).
 wheel: setup
-	$(BIN)/pip wheel --no-deps -w dist .
+	rm -rf build
+	$(BIN)/pip wheel -q --no-deps -w dist .
+	for w in dist/*.whl; do cp "$$w" "$${w%.whl}.zip"; done
 
 clean:
 	rm -rf $(VENV) $(JARS) dist build *.egg-info spark-warehouse
