@@ -11,7 +11,8 @@ from pyspark.sql import types as T
 from udfs.numbers import is_invalid_amount, quantity, to_number
 from udfs.text import blank_to_null, trim_unicode, upper_invariant
 
-MONEY = T.DecimalType(38, 10)
+#: Amounts: 20 integer digits and 10 decimals, so adding two never loses decimal places.
+MONEY = T.DecimalType(30, 10)
 
 
 def event_name(action: Column, names: Mapping[str, str]) -> Column:
@@ -42,20 +43,26 @@ def event_value(total_amount: Column, products: Column, mode: str = "sum_price")
     priced. Decimal arithmetic, so cents add up exactly.
     """
 
-    def line_amount(p: Column) -> Column:
-        price = to_number(p["price"]).cast(MONEY)
+    def priced(p: Column) -> Column:
+        ok = to_number(p["price"]).isNotNull()
         if mode == "price_x_quantity":
-            return (price * quantity(p["quantity"]).cast(MONEY)).cast(MONEY)
+            ok = ok & quantity(p["quantity"]).isNotNull()
+        return ok
+
+    def line_amount(p: Column) -> Column:
+        price = to_number(p["price"]).try_cast(MONEY)
+        if mode == "price_x_quantity":
+            return F.try_multiply(price, quantity(p["quantity"]).try_cast(MONEY)).try_cast(MONEY)
         return price
 
-    priced = F.filter(
-        F.transform(F.coalesce(products, F.array()), line_amount), lambda a: a.isNotNull()
-    )
+    # try_* arithmetic: an amount too large for MONEY gives a null value (an event without a
+    # value), never an overflow error that would fail the job (ANSI mode is on in Spark 4).
+    amounts = F.transform(F.filter(F.coalesce(products, F.array()), priced), line_amount)
     summed = F.when(
-        F.size(priced) > 0,
-        F.aggregate(priced, F.lit(0).cast(MONEY), lambda acc, a: (acc + a).cast(MONEY)),
+        F.size(amounts) > 0,
+        F.aggregate(amounts, F.lit(0).cast(MONEY), lambda acc, a: F.try_add(acc, a).try_cast(MONEY)),
     )
-    total = to_number(total_amount).cast(MONEY)
+    total = to_number(total_amount).try_cast(MONEY)
     return F.when(total_amount.isNotNull(), total).otherwise(summed)
 
 
@@ -112,5 +119,6 @@ def batch_identity(batch_id: Column, source_request_id: Column, line_digest: Col
     enough: one user sends many batches.)"""
     ids = F.to_json(F.struct(
         blank_to_null(batch_id).alias("b"), blank_to_null(source_request_id).alias("r"),
-    ))
-    return F.when(ids != F.lit("{}"), ids).otherwise(line_digest)
+    ), {"ignoreNullFields": "true"})
+    no_ids = blank_to_null(batch_id).isNull() & blank_to_null(source_request_id).isNull()
+    return F.when(no_ids, line_digest).otherwise(ids)

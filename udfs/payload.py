@@ -11,6 +11,8 @@ from pyspark.sql import Column
 from pyspark.sql import functions as F
 
 RESERVED_CUSTOM_KEYS = ("value", "currency", "contents", "order_id")
+#: Omitted keys are null fields: say so explicitly rather than rely on the session's default.
+_JSON = {"ignoreNullFields": "true"}
 
 
 def merge_json_objects(first: Column, second: Column) -> Column:
@@ -55,7 +57,7 @@ def _custom_attributes_json(custom_attributes: Column, drop_keys: Column | None 
     attrs = custom_attributes
     if drop_keys is not None:
         attrs = F.map_filter(attrs, lambda k, _v: ~F.array_contains(drop_keys, k))
-    return F.coalesce(F.to_json(attrs), F.lit("{}"))
+    return F.coalesce(F.to_json(attrs, _JSON), F.lit("{}"))
 
 
 def capi_payload(*, event_name: Column, event_time: Column, event_id: Column, em: Column,
@@ -75,11 +77,11 @@ def capi_payload(*, event_name: Column, event_time: Column, event_id: Column, em
         event_name.alias("event_name"), event_time.alias("event_time"),
         event_id.alias("event_id"), F.lit("physical_store").alias("action_source"),
         user_data.alias("user_data"), *dpo,
-    ))
+    ), _JSON)
     reserved = F.to_json(F.struct(
         value.alias("value"), F.when(value.isNotNull(), currency).alias("currency"),
         contents.alias("contents"), order_id.alias("order_id"),
-    ))
+    ), _JSON)
     sent = F.filter(
         F.array(*[
             F.when(col.isNotNull(), F.lit(key))
@@ -108,7 +110,7 @@ def legacy_payload(*, event_name: Column, event_time: Column, email: Column, mad
         match_keys.alias("match_keys"), event_name.alias("event_name"),
         event_time.alias("event_time"), F.when(value.isNotNull(), currency).alias("currency"),
         value.alias("value"), contents.alias("contents"), order_id.alias("order_id"), *dpo,
-    ))
+    ), _JSON)
     return _integral_quantities(
         with_field(base, "custom_data", _custom_attributes_json(custom_attributes))
     )
