@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 from decimal import Decimal
 
-import pytest
 from chispa import assert_column_equality
 from pyspark.sql import functions as F
 

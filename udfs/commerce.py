@@ -60,7 +60,8 @@ def event_value(total_amount: Column, products: Column, mode: str = "sum_price")
     amounts = F.transform(F.filter(F.coalesce(products, F.array()), priced), line_amount)
     summed = F.when(
         F.size(amounts) > 0,
-        F.aggregate(amounts, F.lit(0).cast(MONEY), lambda acc, a: F.try_add(acc, a).try_cast(MONEY)),
+        F.aggregate(amounts, F.lit(0).cast(MONEY),
+                    lambda acc, a: F.try_add(acc, a).try_cast(MONEY)),
     )
     total = to_number(total_amount).try_cast(MONEY)
     return F.when(total_amount.isNotNull(), total).otherwise(summed)
