@@ -23,6 +23,8 @@ SKIP_REASONS = (
     "duplicate",
 )
 KEY_COLUMNS = ("k_email", "k_madid", "k_gender", "k_fn", "k_ln", "k_ct", "k_country")
+#: The reserved user attributes the keys and Limited Data Use read (SPEC §4, §6).
+_RESERVED = ("country", "state", "gender", "firstname", "lastname", "city")
 
 
 def _ldu_applies(config: JobConfig, country: Column, state: Column, consent: Column) -> Column:
@@ -45,10 +47,16 @@ def batch_keys(batches: DataFrame, config: JobConfig) -> DataFrame:
     """
     b = F.col("batch")
     attrs = b["user_attributes"]
-    country = reserved_attribute(attrs, "$country")
-    state = reserved_attribute(attrs, "$state")
     email_type = config.mapping.email_identity_type.strip().lower()
-    identity = identity_of_type(b["user_identities"], identity_types_for(email_type))
+    # The lookups are higher-order functions, which run outside Spark's generated code and are
+    # not shared between expressions (a key rule reads its input twice): each is done once, in
+    # a projection of its own.
+    batches = batches.select(
+        "*",
+        identity_of_type(b["user_identities"], identity_types_for(email_type)).alias("_identity"),
+        *[reserved_attribute(attrs, f"${name}").alias(f"_{name}") for name in _RESERVED],
+    )
+    country, state, identity = F.col("_country"), F.col("_state"), F.col("_identity")
     if email_type == "email":
         email_key = match_keys.hashed_email(identity)
         not_forwarded = F.lit(False)
@@ -65,10 +73,10 @@ def batch_keys(batches: DataFrame, config: JobConfig) -> DataFrame:
         .alias("batch_identity"),
         email_key.alias("k_email"),
         (match_keys.hashed_madid(ad_id) if legacy else match_keys.madid(ad_id)).alias("k_madid"),
-        match_keys.hashed_gender(reserved_attribute(attrs, "$gender")).alias("k_gender"),
-        match_keys.hashed_name(reserved_attribute(attrs, "$firstname")).alias("k_fn"),
-        match_keys.hashed_name(reserved_attribute(attrs, "$lastname")).alias("k_ln"),
-        match_keys.hashed_name(reserved_attribute(attrs, "$city")).alias("k_ct"),
+        match_keys.hashed_gender(F.col("_gender")).alias("k_gender"),
+        match_keys.hashed_name(F.col("_firstname")).alias("k_fn"),
+        match_keys.hashed_name(F.col("_lastname")).alias("k_ln"),
+        match_keys.hashed_name(F.col("_city")).alias("k_ct"),
         match_keys.hashed_country(country).alias("k_country"),
         _ldu_applies(config, country, state, b["consent_state"]).alias("ldu"),
         F.coalesce(country_code(country) == F.lit("us"), F.lit(False)).alias("ldu_us"),
@@ -91,10 +99,16 @@ def classify_events(events: DataFrame, config: JobConfig, now: int) -> DataFrame
     """
     d = F.col("event.data")
     pa = d["product_action"]
-    products = pa["products"]
+    # Higher-order functions run outside Spark's generated code and are not shared between
+    # expressions: each product is parsed once, and the value summed once, in projections of
+    # their own (both are read twice below).
+    events = events.withColumn("_products", commerce.parse_products(pa["products"]))
+    events = events.withColumn("_value", commerce.event_value_parsed(
+        pa["total_amount"], F.col("_products"), config.mapping.value_mode))
+    products = F.col("_products")
+    value = F.col("_value")
     name = commerce.event_name(pa["action"], config.event_names)
     seconds = commerce.event_time(d["timestamp_unixtime_ms"])
-    value = commerce.event_value(pa["total_amount"], products, config.mapping.value_mode)
     oldest = now - config.mapping.max_event_age_days * 86400
     any_key = F.greatest(*[F.col(k).isNotNull() for k in KEY_COLUMNS])
     reason = (
@@ -105,7 +119,8 @@ def classify_events(events: DataFrame, config: JobConfig, now: int) -> DataFrame
         .when(seconds.isNull(), F.lit("missing_timestamp"))
         .when(seconds > F.lit(now + 60), F.lit("future_time"))
         .when(seconds < F.lit(oldest), F.lit("too_old"))
-        .when(commerce.has_invalid_amount(pa["total_amount"], products), F.lit("invalid_amount"))
+        .when(commerce.has_invalid_amount_parsed(pa["total_amount"], products),
+              F.lit("invalid_amount"))
         .when(commerce.is_invalid_currency(d["currency_code"]), F.lit("invalid_currency"))
         .when((name == F.lit("Purchase")) & ~F.coalesce(value > 0, F.lit(False)),
               F.lit("purchase_without_value"))
@@ -120,7 +135,7 @@ def classify_events(events: DataFrame, config: JobConfig, now: int) -> DataFrame
         commerce.sendable_value(value).alias("value"),
         commerce.currency_code(d["currency_code"], config.mapping.default_currency)
         .alias("currency"),
-        commerce.contents(products, config.dialect).alias("contents"),
+        commerce.contents_parsed(products, config.dialect).alias("contents"),
         blank_to_null(pa["transaction_id"]).alias("order_id"),
         d["custom_attributes"].alias("custom_attributes"),
         *KEY_COLUMNS, "ldu", "ldu_us", "ldu_ca",

@@ -29,9 +29,34 @@ def event_time(timestamp_ms: Column) -> Column:
     return F.floor(to_number(timestamp_ms) / F.lit(1000)).cast("long")
 
 
+def parse_products(products: Column) -> Column:
+    """Each product's fields parsed once, for the amount, value and contents rules below.
+
+    An array of ``{id, price, has_price, quantity}``: ``id`` blank → null, ``price`` its number
+    (:func:`~udfs.numbers.to_number`, null when absent or not a number), ``has_price`` whether a
+    price was given at all, ``quantity`` as :func:`~udfs.numbers.quantity` (1 when absent, null
+    when invalid). A null array is an empty one.
+
+    Why: a higher-order function (``transform``, ``filter``...) is evaluated row by row outside
+    Spark's generated code, and Spark does not share one between expressions, so parsing the
+    same price text in three rules costs three times; the ``*_parsed`` rules read these fields.
+    """
+    return F.transform(F.coalesce(products, F.array()), lambda p: F.struct(
+        blank_to_null(p["id"]).alias("id"),
+        to_number(p["price"]).alias("price"),
+        p["price"].isNotNull().alias("has_price"),
+        quantity(p["quantity"]).alias("quantity"),
+    ))
+
+
 def has_invalid_amount(total_amount: Column, products: Column) -> Column:
     """True when ``total_amount`` or any product ``price`` is present but not a number."""
-    bad_price = F.exists(F.coalesce(products, F.array()), lambda p: is_invalid_amount(p["price"]))
+    return has_invalid_amount_parsed(total_amount, parse_products(products))
+
+
+def has_invalid_amount_parsed(total_amount: Column, parsed: Column) -> Column:
+    """:func:`has_invalid_amount` on products from :func:`parse_products`."""
+    bad_price = F.exists(parsed, lambda p: p["has_price"] & p["price"].isNull())
     return is_invalid_amount(total_amount) | F.coalesce(bad_price, F.lit(False))
 
 
@@ -42,26 +67,33 @@ def event_value(total_amount: Column, products: Column, mode: str = "sum_price")
     the quantity and skips products whose quantity is invalid (SPEC §8). Null when nothing is
     priced. Decimal arithmetic, so cents add up exactly.
     """
+    return event_value_parsed(total_amount, parse_products(products), mode)
+
+
+def event_value_parsed(total_amount: Column, parsed: Column, mode: str = "sum_price") -> Column:
+    """:func:`event_value` on products from :func:`parse_products`."""
 
     def priced(p: Column) -> Column:
-        ok = to_number(p["price"]).isNotNull()
+        ok = p["price"].isNotNull()
         if mode == "price_x_quantity":
-            ok = ok & quantity(p["quantity"]).isNotNull()
+            ok = ok & p["quantity"].isNotNull()
         return ok
 
     def line_amount(p: Column) -> Column:
-        price = to_number(p["price"]).try_cast(MONEY)
+        price = p["price"].try_cast(MONEY)
         if mode == "price_x_quantity":
-            return F.try_multiply(price, quantity(p["quantity"]).try_cast(MONEY)).try_cast(MONEY)
+            return F.try_multiply(price, p["quantity"].try_cast(MONEY)).try_cast(MONEY)
         return price
 
     # try_* arithmetic: an amount too large for MONEY gives a null value (an event without a
     # value), never an overflow error that would fail the job (ANSI mode is on in Spark 4).
-    amounts = F.transform(F.filter(F.coalesce(products, F.array()), priced), line_amount)
+    # One pass: the priced products' amounts are added in order from 0 (a null amount makes
+    # the sum null, as it stays).
     summed = F.when(
-        F.size(amounts) > 0,
-        F.aggregate(amounts, F.lit(0).cast(MONEY),
-                    lambda acc, a: F.try_add(acc, a).try_cast(MONEY)),
+        F.exists(parsed, priced),
+        F.aggregate(parsed, F.lit(0).cast(MONEY),
+                    lambda acc, p: F.when(priced(p), F.try_add(acc, line_amount(p))
+                                          .try_cast(MONEY)).otherwise(acc)),
     )
     total = to_number(total_amount).try_cast(MONEY)
     return F.when(total_amount.isNotNull(), total).otherwise(summed)
@@ -90,19 +122,22 @@ def contents(products: Column, dialect: str) -> Column:
     Legacy entries are ``{id, quantity, price}``, capi ``{id, quantity, item_price}``; the
     price is omitted when null (SPEC §3, §8).
     """
+    return contents_parsed(parse_products(products), dialect)
+
+
+def contents_parsed(parsed: Column, dialect: str) -> Column:
+    """:func:`contents` on products from :func:`parse_products`."""
     price_key = "item_price" if dialect == "capi" else "price"
-    entries = F.transform(
-        F.filter(
-            F.coalesce(products, F.array()),
-            lambda p: blank_to_null(p["id"]).isNotNull() & quantity(p["quantity"]).isNotNull(),
-        ),
-        lambda p: F.struct(
-            blank_to_null(p["id"]).alias("id"),
-            quantity(p["quantity"]).cast("double").alias("quantity"),
-            to_number(p["price"]).cast("double").alias(price_key),
-        ),
-    )
-    return F.when(F.size(entries) > 0, entries)
+
+    def listed(p: Column) -> Column:
+        return p["id"].isNotNull() & p["quantity"].isNotNull()
+
+    entries = F.array_compact(F.transform(parsed, lambda p: F.when(listed(p), F.struct(
+        p["id"].alias("id"),
+        p["quantity"].cast("double").alias("quantity"),
+        p["price"].cast("double").alias(price_key),
+    ))))
+    return F.when(F.exists(parsed, listed), entries)
 
 
 def event_id(source_message_id: Column, mparticle_event_id: Column, batch_identity: Column,

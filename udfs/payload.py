@@ -16,22 +16,30 @@ _JSON = {"ignoreNullFields": "true"}
 
 
 def merge_json_objects(first: Column, second: Column) -> Column:
-    """Concatenate two JSON object texts (``{...}`` + ``{...}``); either may be ``{}``."""
-    return (
-        F.when(first == F.lit("{}"), second)
-        .when(second == F.lit("{}"), first)
-        .otherwise(F.concat(first.substr(F.lit(1), F.length(first) - 1), F.lit(","),
-                            second.substr(F.lit(2), F.length(second))))
+    """Concatenate two JSON object texts (``{...}`` + ``{...}``); either may be ``{}``.
+
+    Null when either is null. Written without conditional branches over the inputs, so each is
+    evaluated once (Spark re-evaluates an expression that a ``when`` branch repeats).
+    """
+    neither_empty = (first != F.lit("{}")) & (second != F.lit("{}"))
+    return F.concat(
+        first.substr(F.lit(1), F.length(first) - 1),  # "{" when first is "{}"
+        F.when(neither_empty, F.lit(",")).otherwise(F.lit("")),
+        second.substr(F.lit(2), F.length(second)),  # "}" when second is "{}"
     )
 
 
 def with_field(json_object: Column, name: str, json_value: Column) -> Column:
-    """Append ``"name": <json_value>`` to a JSON object text; unchanged when the value is null."""
-    return F.when(json_value.isNull(), json_object).otherwise(F.concat(
+    """Append ``"name": <json_value>`` to a JSON object text; unchanged when the value is null.
+
+    Each input is evaluated once (no ``when`` branch repeats them).
+    """
+    appended = F.concat(
         json_object.substr(F.lit(1), F.length(json_object) - 1),
         F.when(json_object == F.lit("{}"), F.lit("")).otherwise(F.lit(",")),
         F.lit(f'"{name}":'), json_value, F.lit("}"),
-    ))
+    )
+    return F.coalesce(appended, json_object)  # null value: the concatenation is null
 
 
 def data_processing_options(applies: Column, country_is_us: Column, state_is_california: Column
@@ -56,7 +64,14 @@ def _integral_quantities(payload: Column) -> Column:
 def _custom_attributes_json(custom_attributes: Column, drop_keys: Column | None = None) -> Column:
     attrs = custom_attributes
     if drop_keys is not None:
-        attrs = F.map_filter(attrs, lambda k, _v: ~F.array_contains(drop_keys, k))
+        # ``drop_keys`` may hold nulls: arrays_overlap is then null (not false) when no key
+        # matches, and array_contains null when the key is not there; both mean "keep".
+        # map_filter runs outside generated code, entry by entry: only when a key must go.
+        attrs = F.when(
+            F.arrays_overlap(F.map_keys(attrs), drop_keys),
+            F.map_filter(attrs, lambda k, _v: ~F.coalesce(F.array_contains(drop_keys, k),
+                                                          F.lit(False))),
+        ).otherwise(attrs)
     return F.coalesce(F.to_json(attrs, _JSON), F.lit("{}"))
 
 
@@ -78,22 +93,18 @@ def capi_payload(*, event_name: Column, event_time: Column, event_id: Column, em
         event_id.alias("event_id"), F.lit("physical_store").alias("action_source"),
         user_data.alias("user_data"), *dpo,
     ), _JSON)
-    reserved = F.to_json(F.struct(
+    # Only this object holds quantities: the regex scans it, not the whole event.
+    reserved = _integral_quantities(F.to_json(F.struct(
         value.alias("value"), F.when(value.isNotNull(), currency).alias("currency"),
         contents.alias("contents"), order_id.alias("order_id"),
-    ), _JSON)
-    sent = F.filter(
-        F.array(*[
-            F.when(col.isNotNull(), F.lit(key))
-            for key, col in zip(RESERVED_CUSTOM_KEYS, (value, value, contents, order_id),
-                                strict=True)
-        ]),
-        lambda k: k.isNotNull(),
-    )
+    ), _JSON))
+    sent = F.array(*[  # null for a key that is not sent
+        F.when(col.isNotNull(), F.lit(key))
+        for key, col in zip(RESERVED_CUSTOM_KEYS, (value, value, contents, order_id), strict=True)
+    ])
     custom = merge_json_objects(reserved, _custom_attributes_json(custom_attributes, sent))
-    return _integral_quantities(
-        with_field(base, "custom_data", F.when(custom != F.lit("{}"), custom))
-    )
+    # nullif evaluates ``custom`` once (Spark computes it in a projection of its own).
+    return with_field(base, "custom_data", F.nullif(custom, F.lit("{}")))
 
 
 def legacy_payload(*, event_name: Column, event_time: Column, email: Column, madid: Column,
@@ -106,11 +117,10 @@ def legacy_payload(*, event_name: Column, event_time: Column, email: Column, mad
         email.alias("email"), madid.alias("madid"), gen.alias("gen"), fn.alias("fn"),
         ln.alias("ln"), ct.alias("ct"), country.alias("country"),
     )
-    base = F.to_json(F.struct(
+    # The quantities are in this object, not in the custom attributes: the regex scans it only.
+    base = _integral_quantities(F.to_json(F.struct(
         match_keys.alias("match_keys"), event_name.alias("event_name"),
         event_time.alias("event_time"), F.when(value.isNotNull(), currency).alias("currency"),
         value.alias("value"), contents.alias("contents"), order_id.alias("order_id"), *dpo,
-    ), _JSON)
-    return _integral_quantities(
-        with_field(base, "custom_data", _custom_attributes_json(custom_attributes))
-    )
+    ), _JSON))
+    return with_field(base, "custom_data", _custom_attributes_json(custom_attributes))
