@@ -11,7 +11,13 @@ from pyspark.sql import functions as F
 
 from jobs.config import JobConfig
 from udfs import commerce, match_keys
-from udfs.attributes import ccpa_opted_out, identity_of_type, identity_types_for, reserved_attribute
+from udfs.attributes import (
+    ccpa_opted_out,
+    identity_of_type,
+    identity_types_for,
+    lookup_reserved,
+    reserved_entries,
+)
 from udfs.countries import country_code
 from udfs.payload import capi_payload, data_processing_options, legacy_payload
 from udfs.text import blank_to_null
@@ -54,7 +60,11 @@ def batch_keys(batches: DataFrame, config: JobConfig) -> DataFrame:
     batches = batches.select(
         "*",
         identity_of_type(b["user_identities"], identity_types_for(email_type)).alias("_identity"),
-        *[reserved_attribute(attrs, f"${name}").alias(f"_{name}") for name in _RESERVED],
+        reserved_entries(attrs, [f"${name}" for name in _RESERVED]).alias("_reserved"),
+    ).select(
+        "*", *[lookup_reserved(F.col("_reserved"), f"${name}").alias(f"_{name}")
+               for name in _RESERVED],
+        country_code(lookup_reserved(F.col("_reserved"), "$country")).alias("_country_code"),
     )
     country, state, identity = F.col("_country"), F.col("_state"), F.col("_identity")
     if email_type == "email":
@@ -77,9 +87,9 @@ def batch_keys(batches: DataFrame, config: JobConfig) -> DataFrame:
         match_keys.hashed_name(F.col("_firstname")).alias("k_fn"),
         match_keys.hashed_name(F.col("_lastname")).alias("k_ln"),
         match_keys.hashed_name(F.col("_city")).alias("k_ct"),
-        match_keys.hashed_country(country).alias("k_country"),
+        match_keys.hashed_country_code(country, F.col("_country_code")).alias("k_country"),
         _ldu_applies(config, country, state, b["consent_state"]).alias("ldu"),
-        F.coalesce(country_code(country) == F.lit("us"), F.lit(False)).alias("ldu_us"),
+        F.coalesce(F.col("_country_code") == F.lit("us"), F.lit(False)).alias("ldu_us"),
         F.coalesce(match_keys.is_california(state), F.lit(False)).alias("ldu_ca"),
         not_forwarded.alias("email_not_forwarded"),
     )

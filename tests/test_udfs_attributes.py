@@ -164,3 +164,17 @@ def test_ccpa_opted_out_is_json_true_only_and_never_null(spark):
     df = spark.createDataFrame(CONSENT_ROWS, "raw string, expected boolean")
     df = df.withColumn("actual", ccpa_opted_out(F.col("raw")))
     assert_column_equality(df, "actual", "expected")
+
+
+def test_reserved_attribute_without_a_caseless_prefix(spark):
+    """A name whose first character has a case gets no ``startswith`` pre-check: every key is
+    compared by its root-locale lower case, and the first casing still wins."""
+    rows = [
+        ('{"FirstName": "Ann", "firstname": "x"}', "Ann"),
+        ('{"other": "y", "FIRSTNAME": null, "firstName": "Bo"}', "Bo"),
+        ('{"$firstname": "dollar"}', None),
+    ]
+    df = spark.createDataFrame(rows, "attrs string, expected string").withColumn(
+        "actual", reserved_attribute(F.from_json(F.col("attrs"), "map<string,string>"),
+                                     "firstname"))
+    assert_column_equality(df, "actual", "expected")

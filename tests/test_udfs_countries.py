@@ -41,6 +41,9 @@ def test_country_code_rule(spark):
         ("Turkey", None),  # not the current ISO name
         ("U", None), ("XX", None), ("EN", None), ("12", None), ("", None), ("   ", None),
         ("U\u0301S", None),  # a mark is kept, so this is not "US"
+        # lookup buckets (length and first letter): very long, non-Latin first letter, lower
+        # case first letter after upper-casing, a key of one letter
+        ("Antigua and Barbuda" * 4, None), ("Ωmega", None), ("ßUS", None), ("É", None),
     ]
     df = spark.createDataFrame(rows, S).withColumn("actual", country_code(F.col("s")))
     assert_column_equality(df, "actual", "expected")

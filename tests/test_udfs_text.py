@@ -10,7 +10,15 @@ from chispa import assert_column_equality
 from chispa.column_comparer import ColumnsNotEqualError
 from pyspark.sql import functions as F
 
-from udfs.text import blank_to_null, letters_only, lower_invariant, trim_unicode, upper_invariant
+from udfs.text import (
+    WHITE_SPACE,
+    WHITE_SPACE_CHARS,
+    blank_to_null,
+    letters_only,
+    lower_invariant,
+    trim_unicode,
+    upper_invariant,
+)
 
 S = "s string, expected string"
 
@@ -37,6 +45,21 @@ def test_trim_unicode_strips_every_white_space_character(spark):
     ]
     df = spark.createDataFrame(rows, S).withColumn("actual", trim_unicode(F.col("s")))
     assert_column_equality(df, "actual", "expected")
+
+
+def test_trim_character_set_is_javas_white_space_property(spark):
+    """The regex-free trim strips exactly what Java's ``\\p{IsWhite_Space}`` matches, for every
+    code point of the BMP (surrogates aside) and a few supplementary ones, at either end."""
+    points = [c for c in range(0x10000) if not 0xD800 <= c <= 0xDFFF]
+    points += [0x1F600, 0x20000, 0xE0020]
+    df = spark.createDataFrame([(chr(c) + "x" + chr(c),) for c in points], "s string")
+    regex = rf"\A{WHITE_SPACE}+|{WHITE_SPACE}+\z"
+    mismatches = (df.withColumn("by_regex", F.regexp_replace("s", regex, ""))
+                  .withColumn("by_trim", trim_unicode(F.col("s")))
+                  .where(F.col("by_regex") != F.col("by_trim")).collect())
+    assert mismatches == []
+    stripped = df.where(trim_unicode(F.col("s")) == F.lit("x")).count()
+    assert stripped == len(WHITE_SPACE_CHARS) == 25
 
 
 def test_blank_to_null(spark):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import reduce
 
 from pyspark.sql import Column
 from pyspark.sql import functions as F
@@ -27,25 +28,54 @@ def _is_json_list(value: Column) -> Column:
     return value.startswith("[") & F.json_array_length(value).isNotNull()
 
 
+def reserved_entries(attributes: Column, names: Sequence[str]) -> Column:
+    """The user attributes that may hold one of the reserved ``names`` (e.g. ``$firstname``), as
+    an array of ``{key: lower-cased name, value}`` in the batch's order; read it with
+    :func:`lookup_reserved`.
+
+    Each key is lower-cased once (:func:`~udfs.text.lower_invariant`), and only keys that start
+    like a reserved name are (``$`` has no case); list and null values are dropped here (SPEC §8:
+    they count as absent, so the next casing wins). Computing this once per batch and looking up
+    every name in it costs one case mapping per attribute instead of one per attribute and name.
+    """
+    wanted = sorted({n.lower() for n in names})
+    prefixes = sorted({n[:1] for n in wanted})
+    caseless = all(p and p.lower() == p.upper() for p in prefixes)
+
+    def may_match(key: Column) -> Column:
+        if not caseless:  # a first letter with a case: no cheap pre-check
+            return F.lit(True)
+        return reduce(lambda a, b: a | b, [key.startswith(p) for p in prefixes])
+
+    candidates = F.filter(
+        F.map_entries(attributes),
+        lambda e: may_match(e["key"])
+        & e["value"].isNotNull()
+        & ~F.coalesce(_is_json_list(e["value"]), F.lit(False)),
+    )
+    lowered = F.transform(candidates, lambda e: F.struct(
+        lower_invariant(e["key"]).alias("key"), e["value"].alias("value")))
+    return F.filter(lowered, lambda e: e["key"].isin(*wanted))
+
+
+def lookup_reserved(entries: Column, name: str) -> Column:
+    """The value of reserved attribute ``name`` in :func:`reserved_entries` (first casing wins)."""
+    return F.get(F.filter(entries, lambda e: e["key"] == F.lit(name.lower())), 0)["value"]
+
+
 def reserved_attribute(attributes: Column, name: str) -> Column:
     """The value of reserved user attribute ``name`` (e.g. ``$firstname``), looked up
     case-insensitively.
 
     SPEC §8: when keys differ only by case, the first in the batch's JSON wins; a list value is
     ignored (treated as absent), and so is a null value (a tag), so the next casing counts.
+    For several names of one batch, :func:`reserved_entries` + :func:`lookup_reserved` is cheaper.
 
     Examples
     --------
     >>> df.select(reserved_attribute(F.col("user_attributes"), "$firstname"))
     """
-    wanted = name.lower()
-    matches = F.filter(
-        F.map_entries(attributes),
-        lambda e: (lower_invariant(e["key"]) == F.lit(wanted))
-        & e["value"].isNotNull()
-        & ~F.coalesce(_is_json_list(e["value"]), F.lit(False)),
-    )
-    return F.get(matches, 0)["value"]
+    return lookup_reserved(reserved_entries(attributes, [name]), name)
 
 
 def identity_of_type(raw_identities: Column, identity_types: Sequence[str]) -> Column:

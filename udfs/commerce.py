@@ -8,7 +8,7 @@ from pyspark.sql import Column
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from udfs.numbers import is_invalid_amount, quantity, to_number
+from udfs.numbers import is_invalid_amount, quantity_of, to_number
 from udfs.text import blank_to_null, trim_unicode, upper_invariant
 
 #: Amounts: 20 integer digits and 10 decimals, so adding two never loses decimal places.
@@ -41,11 +41,18 @@ def parse_products(products: Column) -> Column:
     Spark's generated code, and Spark does not share one between expressions, so parsing the
     same price text in three rules costs three times; the ``*_parsed`` rules read these fields.
     """
-    return F.transform(F.coalesce(products, F.array()), lambda p: F.struct(
+    # Two passes: inside a lambda Spark evaluates each occurrence of an expression again, and
+    # the quantity rule reads the parsed number twice; the second pass reads it as a field.
+    first = F.transform(F.coalesce(products, F.array()), lambda p: F.struct(
         blank_to_null(p["id"]).alias("id"),
         to_number(p["price"]).alias("price"),
         p["price"].isNotNull().alias("has_price"),
-        quantity(p["quantity"]).alias("quantity"),
+        p["quantity"].isNull().alias("no_quantity"),
+        to_number(p["quantity"]).alias("number"),
+    ))
+    return F.transform(first, lambda p: F.struct(
+        p["id"].alias("id"), p["price"].alias("price"), p["has_price"].alias("has_price"),
+        quantity_of(p["no_quantity"], p["number"]).alias("quantity"),
     ))
 
 

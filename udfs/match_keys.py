@@ -97,7 +97,13 @@ def hashed_country(col: Column) -> Column:
     --------
     >>> df.select(hashed_country(F.lit("USA")))  # sha256("us")
     """
-    return hash_unless_hashed(col, country_code(col))
+    return hashed_country_code(col, country_code(col))
+
+
+def hashed_country_code(col: Column, code: Column) -> Column:
+    """:func:`hashed_country` when ``code`` = :func:`~udfs.countries.country_code` of ``col`` is
+    already computed (the lookup is the dearest part of the rule: compute it once per batch)."""
+    return hash_unless_hashed(col, code)
 
 
 def madid(col: Column) -> Column:

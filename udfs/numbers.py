@@ -25,9 +25,11 @@ from udfs.text import trim_unicode
 NUMBER_TYPE = T.DecimalType(38, 10)
 
 _NUMBER = r"\A[+-]?[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?\z"
-# An exponent of 10000 or more in absolute value: outside DECIMAL(38, 10) once rounded, and
-# costly (or fatal) for BigDecimal to scale.
-_HUGE_EXPONENT = r"[eE][+-]?0*[1-9][0-9]{4,}\z"
+# A number whose exponent is below 10000 in absolute value (leading zeros aside): larger ones
+# are outside DECIMAL(38, 10) once rounded, and costly (or fatal) for BigDecimal to scale. One
+# regex for both checks: these rules run per product inside higher-order functions, where
+# Spark evaluates every occurrence of an expression again.
+_NUMBER_IN_RANGE = r"\A[+-]?[0-9]+(\.[0-9]+)?([eE][+-]?0*[0-9]{1,4})?\z"
 
 
 def is_number(col: Column) -> Column:
@@ -55,8 +57,7 @@ def to_number(col: Column) -> Column:
     >>> df.select(to_number(F.lit(" 12.50 ")))  # Decimal("12.5000000000")
     """
     trimmed = trim_unicode(col)
-    in_range = trimmed.rlike(_NUMBER) & ~trimmed.rlike(_HUGE_EXPONENT)
-    return F.when(in_range, trimmed.try_cast(NUMBER_TYPE))
+    return F.when(trimmed.rlike(_NUMBER_IN_RANGE), trimmed.try_cast(NUMBER_TYPE))
 
 
 def is_invalid_amount(col: Column) -> Column:
@@ -83,5 +84,10 @@ def quantity(col: Column) -> Column:
     --------
     >>> df.select(quantity(F.lit(None).cast("string")))  # Decimal("1")
     """
-    value = to_number(col)
-    return F.when(col.isNull(), F.lit(1).cast(NUMBER_TYPE)).when(value > 0, value)
+    return quantity_of(col.isNull(), to_number(col))
+
+
+def quantity_of(absent: Column, number: Column) -> Column:
+    """:func:`quantity` from its parts: whether the quantity is absent, and its
+    :func:`to_number` (for callers that already parsed it)."""
+    return F.when(absent, F.lit(1).cast(NUMBER_TYPE)).when(number > 0, number)

@@ -15,18 +15,29 @@ RESERVED_CUSTOM_KEYS = ("value", "currency", "contents", "order_id")
 _JSON = {"ignoreNullFields": "true"}
 
 
+def _bytes(text: Column) -> Column:
+    return text.cast("binary")
+
+
+def _without_last_byte(text: Column) -> Column:
+    """All but the last byte (a JSON object's ``}``), as binary: a byte slice, where a string
+    ``substring`` would count characters through the whole text twice."""
+    return _bytes(text).substr(F.lit(1), F.octet_length(text) - F.lit(1))
+
+
 def merge_json_objects(first: Column, second: Column) -> Column:
     """Concatenate two JSON object texts (``{...}`` + ``{...}``); either may be ``{}``.
 
     Null when either is null. Written without conditional branches over the inputs, so each is
-    evaluated once (Spark re-evaluates an expression that a ``when`` branch repeats).
+    evaluated once (Spark re-evaluates an expression that a ``when`` branch repeats), and on
+    bytes (ASCII braces never occur inside a UTF-8 multi-byte character).
     """
     neither_empty = (first != F.lit("{}")) & (second != F.lit("{}"))
     return F.concat(
-        first.substr(F.lit(1), F.length(first) - 1),  # "{" when first is "{}"
-        F.when(neither_empty, F.lit(",")).otherwise(F.lit("")),
-        second.substr(F.lit(2), F.length(second)),  # "}" when second is "{}"
-    )
+        _without_last_byte(first),  # "{" when first is "{}"
+        _bytes(F.when(neither_empty, F.lit(",")).otherwise(F.lit(""))),
+        _bytes(second).substr(F.lit(2), F.octet_length(second)),  # "}" when second is "{}"
+    ).cast("string")
 
 
 def with_field(json_object: Column, name: str, json_value: Column) -> Column:
@@ -35,10 +46,10 @@ def with_field(json_object: Column, name: str, json_value: Column) -> Column:
     Each input is evaluated once (no ``when`` branch repeats them).
     """
     appended = F.concat(
-        json_object.substr(F.lit(1), F.length(json_object) - 1),
-        F.when(json_object == F.lit("{}"), F.lit("")).otherwise(F.lit(",")),
-        F.lit(f'"{name}":'), json_value, F.lit("}"),
-    )
+        _without_last_byte(json_object),
+        _bytes(F.when(json_object == F.lit("{}"), F.lit("")).otherwise(F.lit(","))),
+        _bytes(F.lit(f'"{name}":')), _bytes(json_value), _bytes(F.lit("}")),
+    ).cast("string")
     return F.coalesce(appended, json_object)  # null value: the concatenation is null
 
 
