@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 JARS := .jars
 
-.PHONY: setup demo test lint wheel clean
+.PHONY: setup demo test benchmark lint wheel clean
 
 setup: $(VENV)/.installed $(JARS)/.fetched
 
@@ -30,6 +30,10 @@ demo: setup
 test: setup
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
+
+# Issue 4's benchmark at its default size (about 8 minutes on 2 cores; ARGS=--quick: 2 minutes).
+benchmark: setup
+	$(BIN)/python -m jobs.benchmark $(ARGS)
 
 lint: setup
 	$(BIN)/ruff check .
