@@ -51,7 +51,7 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -307,35 +307,48 @@ def _rep_dirs(task: dict[str, Any]) -> list[Path]:
     return [Path(task["output_dir"]) / f"rep-{rep}" for rep in range(runs)]
 
 
+def _timed_runs(task: dict[str, Any], memory: TreeMemory, spark: Any,
+                run_once: Callable[[Path], dict[str, Any] | None]) -> dict[str, Any]:
+    """Run ``run_once(output_dir)`` for each of :func:`_rep_dirs`, timed; return the runs
+    (``reps``, less a ``warm_up`` run when the task asks for one), every stage of the session
+    and the process tree's peak memory. ``run_once`` may return extra fields for its run."""
+    reps = []
+    for out in _rep_dirs(task):
+        started = time.time()
+        extra = run_once(out) or {}
+        done = time.time()
+        reps.append({"run_s": round(done - started, 3), "started_ms": int(started * 1000),
+                     "finished_ms": int(done * 1000), "output_dir": str(out), **extra})
+    result: dict[str, Any] = {"reps": reps, "stages": stage_metrics(spark),
+                              "memory_mib": memory.stop()}
+    if task.get("warm_up"):
+        result["warm_up"] = reps.pop(0)
+    return result
+
+
 def _worker_dry(task: dict[str, Any], memory: TreeMemory) -> dict[str, Any]:
     """The job's dry run, ``reps`` times in this process (the first pays the JVM's warm-up:
-    class loading, code generation and JIT, reported as ``cold_s``), each into fresh tables."""
+    class loading, code generation and JIT), each into fresh tables."""
     from jobs.pipeline import run_backfill
 
     spark = _session(_job_config(task, dry_run=True), "benchmark-dry-run")
-    reps = []
-    for out in _rep_dirs(task):
-        config = _job_config(task, dry_run=True, output_dir=str(out))
-        started = time.time()
-        report = run_backfill(spark, config, None)
-        done = time.time()
-        reps.append({"run_s": round(done - started, 3), "status": report.status,
-                     "counts": report.counts, "started_ms": int(started * 1000),
-                     "finished_ms": int(done * 1000), "output_dir": str(out)})
-    stages = stage_metrics(spark)
-    for rep in reps:
-        rep["split"] = split_by_stage(stages, task["input_bytes"], rep["started_ms"],
-                                      rep["finished_ms"])
-    result: dict[str, Any] = {"reps": reps, "stages": stages, "memory_mib": memory.stop()}
-    if task.get("warm_up"):
-        result["warm_up"] = reps.pop(0)
+
+    def run_once(out: Path) -> dict[str, Any]:
+        report = run_backfill(spark, _job_config(task, dry_run=True, output_dir=str(out)), None)
+        return {"status": report.status, "counts": report.counts}
+
+    result = _timed_runs(task, memory, spark, run_once)
+    for rep in [result.get("warm_up"), *result["reps"]]:
+        if rep:
+            rep["split"] = split_by_stage(result["stages"], task["input_bytes"],
+                                          rep["started_ms"], rep["finished_ms"])
     if task.get("read_probe"):
         result["read_probe"] = _read_probe(spark, _job_config(task, dry_run=True),
-                                           {s["stage"] for s in stages})
+                                           {s["stage"] for s in result["stages"]})
     if task.get("sample_path"):
         from jobs import ledger
 
-        last = _job_config(task, dry_run=True, output_dir=reps[-1]["output_dir"])
+        last = _job_config(task, dry_run=True, output_dir=result["reps"][-1]["output_dir"])
         rows = (ledger.read_table(spark, last.table("payloads")).orderBy("event_key")
                 .select("payload").limit(task.get("sample_size", 3000)).collect())
         Path(task["sample_path"]).write_text(json.dumps([r["payload"] for r in rows]),
@@ -366,20 +379,15 @@ def _worker_floor(task: dict[str, Any], memory: TreeMemory) -> dict[str, Any]:
 
     config = _job_config(task, dry_run=True)
     spark = _session(config, "benchmark-floor")
-    reps = []
-    for out in _rep_dirs(task):
-        started = time.time()
+
+    def run_once(out: Path) -> None:
         files = list_input_files(spark, config.input)
         events = (spark.read.text(files)
                   .select(F.explode(F.from_json("value", BATCH_SCHEMA)["events"]).alias("event"))
                   .select("event.*"))
         events.write.mode("overwrite").parquet(str(out / "floor"))
-        done = time.time()
-        reps.append({"run_s": round(done - started, 3), "started_ms": int(started * 1000),
-                     "finished_ms": int(done * 1000)})
-    result = {"reps": reps, "stages": stage_metrics(spark), "memory_mib": memory.stop()}
-    if task.get("warm_up"):
-        result["warm_up"] = reps.pop(0)
+
+    result = _timed_runs(task, memory, spark, run_once)
     spark.stop()
     return result
 

@@ -64,8 +64,7 @@ def batch_keys(batches: DataFrame, config: JobConfig) -> DataFrame:
     ).select(
         "*", *[lookup_reserved(F.col("_reserved"), f"${name}").alias(f"_{name}")
                for name in _RESERVED],
-        country_code(lookup_reserved(F.col("_reserved"), "$country")).alias("_country_code"),
-    )
+    ).withColumn("_country_code", country_code(F.col("_country")))  # read twice below
     country, state, identity = F.col("_country"), F.col("_state"), F.col("_identity")
     if email_type == "email":
         email_key = match_keys.hashed_email(identity)
