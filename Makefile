@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 JARS := .jars
 
-.PHONY: setup demo test benchmark lint wheel clean
+.PHONY: setup demo test test-fast benchmark lint typecheck wheel clean
 
 setup: $(VENV)/.installed $(JARS)/.fetched
 
@@ -12,7 +12,7 @@ $(VENV)/.installed: pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) on PATH"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[spark,dev]'
 	touch $@
 
 # Delta Lake's JVM jars (Spark 4.2 / Scala 2.13) from Maven Central via the Maven client.
@@ -25,18 +25,26 @@ $(JARS)/.fetched: conf/delta-jars.pom.xml
 	touch $@
 
 demo: setup
-	$(BIN)/python -m jobs.demo
+	$(BIN)/python -m jobs.tools.demo
 
 test: setup
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/python -m pytest
+
+# The inner loop: the unmarked tests (no extra processes, no wheel or venv builds).
+test-fast: setup
+	$(BIN)/python -m pytest -m "not slow"
 
 # Issue 4's benchmark at its default size (about 8 minutes on 2 cores; ARGS=--quick: 2 minutes).
 benchmark: setup
-	$(BIN)/python -m jobs.benchmark $(ARGS)
+	$(BIN)/python -m jobs.tools.benchmark $(ARGS)
 
 lint: setup
 	$(BIN)/ruff check .
+
+typecheck: setup
+	$(BIN)/mypy
 
 # The wheel, plus a .zip copy of it for spark-submit --py-files (PySpark ignores .whl there).
 wheel: setup

@@ -13,15 +13,12 @@ from pathlib import Path
 from typing import Any
 
 if __package__ in (None, ""):  # run as a file: spark-submit jobs/backfill.py
-    # Python put this file's folder first on sys.path, where jobs/secrets.py would shadow the
-    # standard library's `secrets`: take it off. Import the package from the wheel given to
-    # --py-files (or an installed one), as the executors do; else from this checkout.
+    # Import the package from the wheel given to --py-files (or an installed one), as the
+    # executors do; else from the checkout this file is in.
     import importlib.util
 
-    _here = Path(__file__).resolve().parent
-    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _here]
     if importlib.util.find_spec("jobs") is None:
-        sys.path.insert(0, str(_here.parent))
+        sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from jobs.config import ConfigError, JobConfig, load_config, parse_override
 
@@ -101,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         config = config_from_args(args)
-        from jobs.secrets import read_token
+        from jobs.credentials import read_token
 
         token = None if config.dry_run else read_token(config.upload)
     except ConfigError as exc:

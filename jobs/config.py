@@ -149,7 +149,7 @@ class JobConfig:
         """The location of table ``name`` (payloads, quarantine, results, runs)."""
         configured = getattr(self.tables, name)
         if configured:
-            return configured
+            return str(configured)
         return _join(self.output_dir, name)
 
     @property
@@ -279,7 +279,7 @@ def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | N
         data = loaded or {}
         if not isinstance(data, dict):
             raise ConfigError(f"setting 'config': {p} must hold a mapping")
-    config = _build(JobConfig, _merge(data, overrides or {}), "")
+    config: JobConfig = _build(JobConfig, _merge(data, overrides or {}), "")
     validate(config)
     return config
 

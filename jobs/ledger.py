@@ -9,6 +9,7 @@ changes nothing.
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
@@ -126,6 +127,6 @@ def event_status(spark: SparkSession, location: str, set_id: str) -> DataFrame:
 
 
 # ----- runs -----------------------------------------------------------------------------------
-def record_run(spark: SparkSession, location: str, run: dict) -> None:
+def record_run(spark: SparkSession, location: str, run: dict[str, Any]) -> None:
     """Append the run's row (one row per run, written once at its end)."""
     write_table(spark.createDataFrame([run], RUNS_SCHEMA), location, mode="append")

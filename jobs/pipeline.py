@@ -8,15 +8,17 @@ import json
 import logging
 import secrets
 import time
+from collections.abc import Sequence
 
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from jobs import ledger
 from jobs.config import JobConfig
-from jobs.convert import convert
-from jobs.read import list_input_files
+from jobs.conversion.convert import convert
+from jobs.conversion.listing import InputFile, list_input_files
 from jobs.report import RunReport
+from jobs.upload.summary import UploadSummary
 
 log = logging.getLogger("backfill")
 
@@ -42,15 +44,15 @@ def run_backfill(spark: SparkSession, config: JobConfig, token: str | None,
                        tables={name: config.table(name)
                                for name in ("payloads", "quarantine", "results", "runs")})
     if not config.dry_run:
-        from jobs.upload import check_speculation
+        from jobs.upload.driver import check_speculation
 
         check_speculation(spark)  # fail before the pass over the input, not after
     log.info("run %s: listing input", run_id)
-    stats: list[tuple[str, int, int]] = []
-    files = list_input_files(spark, config.input, config.from_date, config.to_date,
-                             config.date_folder_lookback_days,
-                             exclude=(config.output_dir, config.staging_dir), stats=stats)
-    report.input_fingerprint = input_fingerprint(stats, config, now)
+    listing = list_input_files(spark, config.input, config.from_date, config.to_date,
+                               config.date_folder_lookback_days,
+                               exclude=(config.output_dir, config.staging_dir))
+    files = listing.paths
+    report.input_fingerprint = input_fingerprint(listing.files, config, now)
     previous = None if config.dry_run else reusable_run(spark, config, report.input_fingerprint,
                                                         now)
     if previous is not None:
@@ -70,21 +72,44 @@ def run_backfill(spark: SparkSession, config: JobConfig, token: str | None,
         r["payload"] for r in ledger.read_table(spark, config.table("payloads"))
         .orderBy("event_key").select("payload").limit(3).collect()
     ]
+    upload = None
     if not config.dry_run:
-        from jobs.upload import upload_payloads
+        from jobs.upload.driver import upload_payloads
 
-        upload_payloads(spark, config, token, report)
+        upload = upload_payloads(spark, config, token, run_id, report.counts.get("payloads", 0))
+        report.delivery = upload.delivery()
+        report.errors = [e.as_dict() for e in upload.errors]
+    report.status, report.message = run_status(report.counts, upload, config)
     if not report.counts.get("reconciles"):
-        report.status = "failed"
         report.notes.append("the conversion counts do not reconcile (SPEC §7): see above")
-    elif config.dry_run:
-        report.status = "succeeded"
     report.seconds = round(time.time() - started, 3)
     _record(spark, config, report, started)
     return report
 
 
-def input_fingerprint(stats: list[tuple[str, int, int]], config: JobConfig, now: int) -> str:
+def run_status(counts: dict[str, int], upload: UploadSummary | None,
+               config: JobConfig) -> tuple[str, str | None]:
+    """The run's status and message: the one place that decides them."""
+    if not counts.get("reconciles"):
+        return "failed", None
+    if upload is None:
+        return "succeeded", None
+    if upload.selection.to_send == 0:
+        if config.upload.retry_failed:
+            return "nothing_to_do", "nothing to retry: no failed or rejected events in the ledger"
+        return "nothing_to_do", (f"nothing left to send: all {upload.selection.payloads} "
+                                 f"payloads are already delivered to set {config.upload.set_id}")
+    if upload.token_rejected:
+        return "token_rejected", ("the access token was rejected (Meta code 190): the upload "
+                                  "stopped; renew the token and re-run, delivered events will "
+                                  "not be sent again")
+    if upload.failed or not upload.reconciles:
+        return "failed", (f"{upload.failed} events failed after retries; re-run (or "
+                          "--retry-failed) to send them again")
+    return "succeeded", None
+
+
+def input_fingerprint(files: Sequence[InputFile], config: JobConfig, now: int) -> str:
     """What makes a conversion's output: the files (path, size, mtime), the settings, the code
     version and, to the hour, the reference time."""
     from importlib.metadata import PackageNotFoundError, version
@@ -93,7 +118,8 @@ def input_fingerprint(stats: list[tuple[str, int, int]], config: JobConfig, now:
         code = version("mparticle-meta-backfill")
     except PackageNotFoundError:
         code = "unknown"
-    text = json.dumps([sorted(stats), config.digest(), code, config.from_date, config.to_date])
+    stats = sorted((f.path, f.length, f.modified) for f in files)
+    text = json.dumps([stats, config.digest(), code, config.from_date, config.to_date])
     return hashlib.sha256(text.encode()).hexdigest()
 
 

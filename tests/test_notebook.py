@@ -22,12 +22,12 @@ import pytest
 from nbclient import NotebookClient
 
 from jobs.config import load_config
-from jobs.local_graph_api import DEFAULT_TOKEN, GraphApiEmulator
+from jobs.credentials import read_token
 from jobs.pipeline import run_backfill
-from jobs.secrets import read_token
+from jobs.tools.local_graph_api import DEFAULT_TOKEN, GraphApiEmulator
 from tests.conftest import TEST_CONF
+from tests.helpers import REPO_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK = REPO_ROOT / "notebooks" / "explore_backfill.ipynb"
 SAMPLE_DUMP = REPO_ROOT / "jobs" / "samples" / "sample_dump"
 REFERENCE_TIME = 1793836800

@@ -26,11 +26,11 @@ import pytest
 
 from jobs.config import JobConfig, load_config
 from jobs.ledger import is_path
+from tests.helpers import NOW, REPO_ROOT
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = REPO_ROOT
 SPARK_SUBMIT = Path(sys.executable).parent / "spark-submit"
 SAMPLE = REPO / "jobs" / "samples" / "sample_dump"
-NOW = 1_793_836_800
 TOKEN = "spark-submit-secret-7d41e"
 SET_ID = "4242"
 DELTA_CONF = (
@@ -169,11 +169,12 @@ def failure(done: subprocess.CompletedProcess[str]) -> str:
 
 
 # ----- the wheel ------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_wheel_holds_the_packages_and_the_sample_data(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     for package in ("jobs", "udfs"):
-        for module in (REPO / package).glob("*.py"):
-            assert f"{package}/{module.name}" in names
+        for module in (REPO / package).rglob("*.py"):
+            assert module.relative_to(REPO).as_posix() in names
     samples = {p.relative_to(REPO).as_posix()
                for p in (REPO / "jobs" / "samples").rglob("*") if p.is_file()}
     assert samples and samples <= names, sorted(samples - names)
@@ -181,6 +182,20 @@ def test_wheel_holds_the_packages_and_the_sample_data(wheel):
     assert not any(n.startswith(("tests/", "conf/", "notebooks/")) for n in names)
 
 
+@pytest.mark.slow
+def test_wheel_does_not_force_spark_onto_a_cluster(wheel):
+    """PySpark and Delta come with the cluster: only the ``spark`` extra asks for them."""
+    archive = zipfile.ZipFile(wheel)
+    (metadata,) = [n for n in archive.namelist() if n.endswith(".dist-info/METADATA")]
+    requires = [line.split(":", 1)[1].strip() for line in
+                archive.read(metadata).decode().splitlines() if line.startswith("Requires-Dist:")]
+    spark = [r for r in requires if r.startswith(("pyspark", "delta-spark"))]
+    assert spark and all('extra == "spark"' in r for r in spark), requires
+    entry_points = [n for n in archive.namelist() if n.endswith(".dist-info/entry_points.txt")]
+    assert "backfill = jobs.backfill:main" in archive.read(entry_points[0]).decode()
+
+
+@pytest.mark.slow
 def test_cluster_python_sees_the_dependencies_but_not_the_project(cluster_python, tmp_path):
     probe = ("import importlib.util as u; import pyspark, requests, yaml; "
              "print(u.find_spec('jobs') is None and u.find_spec('udfs') is None)")
@@ -200,7 +215,7 @@ def test_cluster_python_sees_the_dependencies_but_not_the_project(cluster_python
 ], ids=["token-env-local-cluster", "token-file-local"])
 def test_spark_submit_delivers_the_sample(py_files, cluster_python, tmp_path, token_source,
                                           master):
-    from jobs.local_graph_api import GraphApiEmulator
+    from jobs.tools.local_graph_api import GraphApiEmulator
 
     manifest = json.loads((SAMPLE / "_manifest.json").read_text(encoding="utf-8"))
     config = tmp_path / "job.yaml"

@@ -88,7 +88,7 @@ def identity_of_type(raw_identities: Column, identity_types: Sequence[str]) -> C
     text = F.ltrim(raw_identities)
     from_object = F.get(
         F.filter(
-            F.map_entries(F.from_json(raw_identities, _IDENTITY_OBJECT)),
+            F.map_entries(F.from_json(raw_identities, _IDENTITY_OBJECT.simpleString())),
             lambda e: F.array_contains(types, e["key"]) & e["value"].isNotNull(),
         ),
         0,

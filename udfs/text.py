@@ -55,8 +55,7 @@ def trim_unicode(col: Column) -> Column:
     --------
     >>> df.select(trim_unicode(F.lit("\\u00a0 a b\\t\\n")))  # "a b"
     """
-    # Spark's trim with a character set walks code points from both ends: no regex engine
-    # (a regex trim was the dearest text rule in the benchmark's profile).
+    # Spark's trim with a character set walks code points from both ends: no regex engine.
     return F.trim(col, F.lit(WHITE_SPACE_CHARS))
 
 

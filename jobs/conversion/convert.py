@@ -1,0 +1,167 @@
+"""The conversion stage: dump files → ``payloads`` and ``quarantine`` Delta tables, with counts.
+
+The input is read once. Every count of SPEC §7 is gathered by Spark observations on that same
+pass (``DataFrame.observe``), so reconciling costs no second scan; the quarantine table is then
+filled by re-parsing only the files that held a malformed line (usually none).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+from pyspark.sql import Column, DataFrame, Observation, SparkSession
+from pyspark.sql import functions as F
+
+from jobs import ledger
+from jobs.config import JobConfig
+from jobs.conversion.read import (
+    QUARANTINE_REASONS,
+    good_batches,
+    parse_batches,
+    quarantine_rows,
+    read_lines,
+)
+from jobs.conversion.transform import (
+    SKIP_REASONS,
+    classified_events,
+    payload_rows,
+    unique_payloads,
+)
+
+
+@dataclass
+class ConversionCounts:
+    """What one pass over the input found. ``reconciles()`` checks SPEC §7's identities."""
+
+    input_lines: int = 0
+    batches: int = 0
+    quarantined: dict[str, int] = field(default_factory=dict)
+    events: int = 0  # every event of every parsed batch
+    out_of_range: int = 0  # outside --from-date/--to-date (not candidates of this run)
+    candidates: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
+    payloads: int = 0
+    identities_not_forwarded: int = 0
+    files: int = 0
+
+    @property
+    def quarantined_total(self) -> int:
+        return sum(self.quarantined.values())
+
+    @property
+    def skipped_total(self) -> int:
+        return sum(self.skipped.values())
+
+    def reconciles(self) -> bool:
+        return (
+            self.input_lines == self.batches + self.quarantined_total
+            and self.events == self.candidates + self.out_of_range
+            and self.candidates == self.payloads + self.skipped_total
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        flat: dict[str, Any] = {
+            "input_files": self.files,
+            "input_lines": self.input_lines,
+            "batches": self.batches,
+            "quarantined": self.quarantined_total,
+            "events": self.events,
+            "out_of_range": self.out_of_range,
+            "candidate_events": self.candidates,
+            "payloads": self.payloads,
+            "skipped": self.skipped_total,
+            "identities_not_forwarded": self.identities_not_forwarded,
+        }
+        flat.update({f"quarantined.{k}": v for k, v in self.quarantined.items()})
+        flat.update({f"skipped.{k}": v for k, v in self.skipped.items()})
+        return flat
+
+
+def _count_if(condition: Column, name: str) -> Column:
+    return F.count_if(F.coalesce(condition, F.lit(False))).alias(name)
+
+
+def date_range_filter(config: JobConfig) -> Column | None:
+    """The ``from_date``/``to_date`` scope (UTC days, by ``event_time``) as a condition on the
+    classified events, or None when no range is set. Events without a time are out of scope."""
+    if not (config.from_date or config.to_date):
+        return None
+    t = F.col("event_time")
+    cond = t.isNotNull()
+    if config.from_date:
+        start = int(dt.datetime.fromisoformat(config.from_date).replace(
+            tzinfo=dt.UTC).timestamp())
+        cond = cond & (t >= F.lit(start))
+    if config.to_date:
+        end = int(dt.datetime.fromisoformat(config.to_date).replace(
+            tzinfo=dt.UTC).timestamp()) + 86400
+        cond = cond & (t < F.lit(end))
+    return cond
+
+
+def convert(spark: SparkSession, config: JobConfig, files: list[str], run_id: str,
+            now: int) -> ConversionCounts:
+    """Run the conversion and write ``payloads`` (replaced) and ``quarantine`` (appended)."""
+    parsed = parse_batches(read_lines(spark, files))
+    reason = F.col("quarantine_reason")
+    line_obs = Observation("lines")
+    parsed = parsed.observe(
+        line_obs,
+        F.count(F.lit(1)).alias("input_lines"),
+        _count_if(reason.isNull(), "batches"),
+        *[_count_if(reason == F.lit(r), f"q_{r}") for r in QUARANTINE_REASONS],
+        F.collect_set(F.when(reason.isNotNull(), F.col("source_file"))).alias("bad_files"),
+    )
+
+    classified = classified_events(good_batches(parsed), config, now)
+    skip = F.col("skip_reason")
+    scope = date_range_filter(config)
+    in_scope = scope if scope is not None else F.lit(True)
+    event_obs = Observation("events")
+    classified = classified.observe(
+        event_obs,
+        F.count(F.lit(1)).alias("events"),
+        _count_if(~in_scope, "out_of_range"),
+        *[_count_if(in_scope & (skip == F.lit(r)), f"s_{r}") for r in SKIP_REASONS],
+        _count_if(in_scope & F.col("email_not_forwarded"), "not_forwarded"),
+    )
+    if scope is not None:
+        classified = classified.where(scope)
+    unique = unique_payloads(classified, config)
+    unique_obs = Observation("payloads")
+    unique = unique.observe(unique_obs, F.count(F.lit(1)).alias("payloads"))
+    rows = payload_rows(unique, config, run_id)
+    ledger.write_payloads(rows, config.table("payloads"))
+
+    lines_m, events_m = line_obs.get, event_obs.get
+    counts = ConversionCounts(
+        files=len(files),
+        input_lines=lines_m["input_lines"],
+        batches=lines_m["batches"],
+        quarantined={r: lines_m[f"q_{r}"] for r in QUARANTINE_REASONS if lines_m[f"q_{r}"]},
+        events=events_m["events"],
+        out_of_range=events_m["out_of_range"],
+        payloads=unique_obs.get["payloads"],
+        identities_not_forwarded=events_m["not_forwarded"],
+    )
+    skipped = {r: events_m[f"s_{r}"] for r in SKIP_REASONS}
+    convertible = sum(v for v in skipped.values())  # duplicates are counted below
+    counts.candidates = events_m["events"] - counts.out_of_range
+    skipped["duplicate"] = counts.candidates - convertible - counts.payloads
+    counts.skipped = {r: n for r, n in skipped.items() if n}
+
+    bad_files = sorted(lines_m["bad_files"] or [])
+    if bad_files:
+        _write_quarantine(spark, config, bad_files, run_id)
+    return counts
+
+
+def _write_quarantine(spark: SparkSession, config: JobConfig, bad_files: list[str],
+                      run_id: str) -> DataFrame:
+    """Re-parse only the files that held malformed lines and append those lines."""
+    parsed = parse_batches(read_lines(spark, bad_files))
+    rows = quarantine_rows(parsed, run_id, config.quarantine_keep_raw)
+    ledger.append_quarantine(rows, config.table("quarantine"))
+    return rows

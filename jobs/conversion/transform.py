@@ -1,0 +1,221 @@
+"""Batches → classified events → payloads. Pure ``DataFrame -> DataFrame`` stages.
+
+Every rule is a native column expression from ``udfs/``; match keys and Limited Data Use are
+computed once per batch, before the events are exploded.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+
+from jobs.config import JobConfig
+from udfs import commerce, match_keys
+from udfs.attributes import (
+    ccpa_opted_out,
+    identity_of_type,
+    identity_types_for,
+    lookup_reserved,
+    reserved_entries,
+)
+from udfs.countries import country_code
+from udfs.payload import capi_payload, data_processing_options, legacy_payload
+from udfs.text import blank_to_null
+
+#: SPEC §8: an event is counted under the first reason that applies.
+SKIP_REASONS = (
+    "non_commerce", "no_product_action", "unmapped_action", "missing_timestamp", "future_time",
+    "too_old", "invalid_amount", "invalid_currency", "purchase_without_value", "no_match_keys",
+    "duplicate",
+)
+KEY_COLUMNS = ("k_email", "k_madid", "k_gender", "k_fn", "k_ln", "k_ct", "k_country")
+#: The reserved user attributes the keys and Limited Data Use read (SPEC §4, §6).
+_RESERVED = ("country", "state", "gender", "firstname", "lastname", "city")
+
+
+def _ldu_applies(config: JobConfig, country: Column, state: Column, consent: Column) -> Column:
+    mode = config.mapping.ldu
+    if mode == "never":
+        return F.lit(False)
+    if mode == "always":
+        return match_keys.is_non_blank(country) & match_keys.is_non_blank(state)
+    if mode == "california":
+        return F.coalesce(match_keys.is_california(state), F.lit(False))
+    return ccpa_opted_out(consent)
+
+
+def batch_keys(batches: DataFrame, config: JobConfig) -> DataFrame:
+    """Per batch: the match keys of SPEC §4 for the dialect, and Limited Data Use (SPEC §6).
+
+    Adds ``k_*`` key columns (null = omitted), ``ldu``, ``ldu_us``, ``ldu_ca``,
+    ``email_not_forwarded`` (an identity of a non-email Email Type that is not a hash) and
+    ``batch_identity``.
+    """
+    b = F.col("batch")
+    attrs = b["user_attributes"]
+    email_type = config.mapping.email_identity_type.strip().lower()
+    # The lookups are higher-order functions, which run outside Spark's generated code and are
+    # not shared between expressions (a key rule reads its input twice): each is done once, in
+    # a projection of its own.
+    batches = batches.select(
+        "*",
+        identity_of_type(b["user_identities"], identity_types_for(email_type)).alias("_identity"),
+        reserved_entries(attrs, [f"${name}" for name in _RESERVED]).alias("_reserved"),
+    ).select(
+        "*", *[lookup_reserved(F.col("_reserved"), f"${name}").alias(f"_{name}")
+               for name in _RESERVED],
+    ).withColumn("_country_code", country_code(F.col("_country")))  # read twice below
+    country, state, identity = F.col("_country"), F.col("_state"), F.col("_identity")
+    if email_type == "email":
+        email_key = match_keys.hashed_email(identity)
+        not_forwarded = F.lit(False)
+    else:
+        email_key = match_keys.forwarded_identity(identity)
+        not_forwarded = match_keys.is_non_blank(identity) & email_key.isNull()
+    ad_id = match_keys.advertising_id(b["device_info"]["ios_advertising_id"],
+                                      b["device_info"]["android_advertising_id"])
+    legacy = config.dialect == "offline_conversions"
+    return batches.select(
+        "source_file", "line_digest",
+        b["events"].alias("events"),
+        commerce.batch_identity(b["batch_id"], b["source_request_id"], F.col("line_digest"))
+        .alias("batch_identity"),
+        email_key.alias("k_email"),
+        (match_keys.hashed_madid(ad_id) if legacy else match_keys.madid(ad_id)).alias("k_madid"),
+        match_keys.hashed_gender(F.col("_gender")).alias("k_gender"),
+        match_keys.hashed_name(F.col("_firstname")).alias("k_fn"),
+        match_keys.hashed_name(F.col("_lastname")).alias("k_ln"),
+        match_keys.hashed_name(F.col("_city")).alias("k_ct"),
+        match_keys.hashed_country_code(country, F.col("_country_code")).alias("k_country"),
+        _ldu_applies(config, country, state, b["consent_state"]).alias("ldu"),
+        F.coalesce(F.col("_country_code") == F.lit("us"), F.lit(False)).alias("ldu_us"),
+        F.coalesce(match_keys.is_california(state), F.lit(False)).alias("ldu_ca"),
+        not_forwarded.alias("email_not_forwarded"),
+    )
+
+
+def explode_events(keyed: DataFrame) -> DataFrame:
+    """One row per event of each batch (``position`` = index in the batch's events)."""
+    return keyed.select(
+        "*", F.posexplode("events").alias("position", "event")
+    ).drop("events")
+
+
+def classify_events(events: DataFrame, config: JobConfig, now: int) -> DataFrame:
+    """Compute every payload field and the skip reason (SPEC §2-§8, except ``duplicate``).
+
+    ``now`` is the run's reference time in epoch seconds.
+    """
+    d = F.col("event.data")
+    pa = d["product_action"]
+    # Higher-order functions run outside Spark's generated code and are not shared between
+    # expressions: each product is parsed once, and the value summed once, in projections of
+    # their own (both are read twice below).
+    events = events.withColumn("_products", commerce.parse_products(pa["products"]))
+    events = events.withColumn("_value", commerce.event_value_parsed(
+        pa["total_amount"], F.col("_products"), config.mapping.value_mode))
+    products = F.col("_products")
+    value = F.col("_value")
+    name = commerce.event_name(pa["action"], config.event_names)
+    seconds = commerce.event_time(d["timestamp_unixtime_ms"])
+    oldest = now - config.mapping.max_event_age_days * 86400
+    any_key = F.greatest(*[F.col(k).isNotNull() for k in KEY_COLUMNS])
+    reason = (
+        F.when(F.coalesce(F.col("event.event_type"), F.lit("")) != "commerce_event",
+               F.lit("non_commerce"))
+        .when(pa.isNull(), F.lit("no_product_action"))
+        .when(name.isNull(), F.lit("unmapped_action"))
+        .when(seconds.isNull(), F.lit("missing_timestamp"))
+        .when(seconds > F.lit(now + 60), F.lit("future_time"))
+        .when(seconds < F.lit(oldest), F.lit("too_old"))
+        .when(commerce.has_invalid_amount_parsed(pa["total_amount"], products),
+              F.lit("invalid_amount"))
+        .when(commerce.is_invalid_currency(d["currency_code"]), F.lit("invalid_currency"))
+        .when((name == F.lit("Purchase")) & ~F.coalesce(value > 0, F.lit(False)),
+              F.lit("purchase_without_value"))
+        .when(~any_key, F.lit("no_match_keys"))
+    )
+    return events.select(
+        "source_file", "line_digest", "position", "email_not_forwarded",
+        name.alias("event_name"),
+        seconds.alias("event_time"),
+        commerce.event_id(d["source_message_id"], d["event_id"], F.col("batch_identity"),
+                          F.col("position")).alias("event_id"),
+        commerce.sendable_value(value).alias("value"),
+        commerce.currency_code(d["currency_code"], config.mapping.default_currency)
+        .alias("currency"),
+        commerce.contents_parsed(products, config.dialect).alias("contents"),
+        blank_to_null(pa["transaction_id"]).alias("order_id"),
+        d["custom_attributes"].alias("custom_attributes"),
+        *KEY_COLUMNS, "ldu", "ldu_us", "ldu_ca",
+        reason.alias("skip_reason"),
+    )
+
+
+def payload_column(config: JobConfig) -> Column:
+    """The exact JSON element for the configured dialect."""
+    dpo = data_processing_options(F.col("ldu"), F.col("ldu_us"), F.col("ldu_ca"))
+    common: dict[str, Any] = {
+        "event_name": F.col("event_name"), "event_time": F.col("event_time"),
+        "value": F.col("value"), "currency": F.col("currency"), "contents": F.col("contents"),
+        "order_id": F.col("order_id"), "custom_attributes": F.col("custom_attributes"),
+        "madid": F.col("k_madid"), "fn": F.col("k_fn"), "ln": F.col("k_ln"),
+        "ct": F.col("k_ct"), "country": F.col("k_country"), "dpo": dpo,
+    }
+    if config.dialect == "capi":
+        return capi_payload(event_id=F.col("event_id"), em=F.col("k_email"),
+                            ge=F.col("k_gender"), **common)
+    return legacy_payload(email=F.col("k_email"), gen=F.col("k_gender"), **common)
+
+
+def with_payloads(classified: DataFrame, config: JobConfig) -> DataFrame:
+    """Add ``event_key`` and ``payload`` to the events that are not skipped."""
+    convertible = F.col("skip_reason").isNull()
+    return classified.withColumn(
+        "event_key", F.concat_ws("|", F.col("event_id"), F.col("event_name"))
+    ).withColumn("payload", F.when(convertible, payload_column(config)))
+
+
+def drop_duplicates(convertible: DataFrame) -> DataFrame:
+    """Keep one copy per ``event_key`` (SPEC §3, §8); the copy with the smallest payload text
+    wins, so the choice is deterministic when copies differ."""
+    w = Window.partitionBy("event_key").orderBy("payload", "source_file", "line_digest")
+    return (
+        convertible.withColumn("_copy", F.row_number().over(w))
+        .where(F.col("_copy") == 1)
+        .drop("_copy")
+    )
+
+
+def classified_events(batches: DataFrame, config: JobConfig, now: int) -> DataFrame:
+    """Parsed batches → one classified row per event: every payload field and its skip reason
+    (SPEC §2-§8, except ``duplicate``). ``now`` is the run's reference time in epoch seconds."""
+    return (batches.transform(batch_keys, config)
+            .transform(explode_events)
+            .transform(classify_events, config, now))
+
+
+def unique_payloads(classified: DataFrame, config: JobConfig) -> DataFrame:
+    """Classified events → the events to send, with ``event_key`` and ``payload``, one copy per
+    ``event_key`` (the ``duplicate`` reason of SPEC §8)."""
+    return (classified.where(F.col("skip_reason").isNull())
+            .transform(with_payloads, config)
+            .transform(drop_duplicates))
+
+
+def to_payloads(batches: DataFrame, config: JobConfig, now: int) -> DataFrame:
+    """Parsed batches → the payloads to send: the whole conversion as one pure stage."""
+    return classified_events(batches, config, now).transform(unique_payloads, config)
+
+
+def payload_rows(unique: DataFrame, config: JobConfig, run_id: str) -> DataFrame:
+    """The rows of the ``payloads`` table."""
+    return unique.select(
+        F.lit(run_id).alias("run_id"),
+        "event_key", "event_id", "event_name", "event_time",
+        F.to_date(F.from_unixtime("event_time")).alias("event_date"),
+        F.lit(config.dialect).alias("dialect"),
+        "payload",
+    )

@@ -1,0 +1,555 @@
+"""The pure sending core (SPEC §5, §7): chunks, concurrency, retries, rate limit, bad-event
+isolation.
+
+Pure Python, no Spark: the executor side (``jobs/upload/executor.py``) runs a
+:class:`ChunkSender` inside ``mapPartitions`` over the partition's ``(event_key, payload)``
+pairs, with one :class:`~jobs.upload.graph_client.GraphClient` and one :class:`DeliveryLimits`,
+and turns each :class:`Outcome` into a staged ledger row with :meth:`Outcome.as_row`;
+:func:`send_chunks` is the same in one call.
+
+How a partition is sent
+-----------------------
+- The events iterator is read lazily, on the consumer's thread only (Spark's partition iterator
+  is not thread-safe), ``chunk_size`` events at a time. A chunk is read only when one of the
+  ``max_in_flight`` sender threads is free, so at most ``max_in_flight`` chunks (plus the one being
+  read) are held in memory. Outcomes are yielded as chunks finish.
+- Each request is classified by :func:`classify`. ``retry`` and ``throttle`` are retried with the
+  backoff of :class:`RetryPolicy` (Meta's ``estimated_time_to_regain_access`` is honoured), up to
+  ``max_attempts`` requests per set of events; then the events are ``failed``.
+- ``invalid`` (code 100) on several events isolates the bad ones: when Meta's message names
+  ``data[i]``, event i is ``rejected`` and the rest is resent; otherwise the chunk is split in
+  halves, recursively. Every good event still lands; every bad one gets Meta's message.
+- ``token`` (190) stops the task: that chunk's outcome (``failed``, code 190) is yielded, no
+  chunk is read or sent any more, requests already in flight finish, and work that is not final
+  (a retry that would be needed, an unsent half of a split) is abandoned: it gets no outcome, so
+  the ledger shows those events as never attempted and a later run sends them. ``stopped_by_token``
+  and :meth:`ChunkSender.raise_for_token` let the glue fail the run with a clear message.
+
+Accounting: outside a token stop, every input event is in exactly one outcome. ``attempts`` and
+``latency_ms`` of an outcome count the requests spent on its events; the requests of a chunk that
+was split are counted in the outcome of its first part (or of the event Meta named), so the sum of
+``attempts`` over a partition's outcomes is the number of requests it made.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import random
+import re
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from enum import StrEnum
+from itertools import islice
+from typing import TYPE_CHECKING, Any, Protocol
+
+from jobs.config import MAX_EVENTS_PER_REQUEST
+
+if TYPE_CHECKING:
+    from jobs.config import JobConfig, UploadConfig
+    from jobs.upload.graph_client import ApiResponse
+
+log = logging.getLogger(__name__)
+
+
+# ----- classification ---------------------------------------------------------------------------
+class Verdict(StrEnum):
+    """What to do with the events of a request, given its reply."""
+
+    DELIVERED = "delivered"  # HTTP 2xx without an error
+    RETRY = "retry"  # 5xx, 429, connection error, timeout, transient codes
+    THROTTLE = "throttle"  # rate-limit codes: retried with a longer backoff
+    INVALID = "invalid"  # code 100: bad parameter; isolate, never retry as is
+    TOKEN = "token"  # code 190: stop the task
+    FATAL = "fatal"  # permissions and any other 4xx: no retry
+
+
+#: SPEC §5. Codes that are worth retrying after a short backoff.
+RETRY_CODES = frozenset({1, 2, 341, 368, 5000, 21009})
+#: SPEC §5. Rate-limit codes: retried after a longer backoff.
+THROTTLE_CODES = frozenset({4, 17, 32, 613, *range(80000, 80009)})
+INVALID_PARAMETER_CODE = 100
+TOKEN_CODE = 190
+#: SPEC §5. Permission codes: never retried. (Any other 4xx is fatal too.)
+FATAL_CODES = frozenset({200, 294})
+
+
+def classify(response: ApiResponse) -> Verdict:
+    """The verdict for one reply (SPEC §5).
+
+    Order: no reply → retry; 190 → token (even if marked transient: stop fast); any
+    ``is_transient: true`` → retry; throttle codes; retry codes; 100 → invalid; 200/294 → fatal;
+    2xx without an error code → delivered; HTTP 429 or 5xx → retry; anything else → fatal.
+
+    >>> from jobs.upload.graph_client import ApiResponse
+    >>> classify(ApiResponse(http_status=400, code=613))
+    <Verdict.THROTTLE: 'throttle'>
+    """
+    status = response.http_status
+    code = response.code
+    if status is None:
+        return Verdict.RETRY
+    if code == TOKEN_CODE:
+        return Verdict.TOKEN
+    if response.is_transient:
+        return Verdict.RETRY
+    if code in THROTTLE_CODES:
+        return Verdict.THROTTLE
+    if code in RETRY_CODES:
+        return Verdict.RETRY
+    if code == INVALID_PARAMETER_CODE:
+        return Verdict.INVALID
+    if code in FATAL_CODES:
+        return Verdict.FATAL
+    if code is None and 200 <= status < 300:
+        return Verdict.DELIVERED
+    if status == 429 or status >= 500:
+        return Verdict.RETRY
+    return Verdict.FATAL
+
+
+# ----- backoff and rate limit -------------------------------------------------------------------
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how long to wait before sending a chunk again.
+
+    - ``retry``: full jitter, ``uniform(0, min(max_seconds, base_seconds * 2**(n-1)))`` after the
+      n-th failed request.
+    - ``throttle``: at least ``throttle_seconds``, doubling per attempt up to
+      ``max(max_seconds, throttle_seconds)``, plus up to 50 % jitter (never below the floor, so
+      throttled requests really wait longer).
+    - When the reply says how long to wait (``retry_after_seconds``), wait at least that, capped at
+      ``max_retry_after_seconds`` so one reply cannot park a task for hours.
+
+    ``max_attempts`` counts requests (the first one included) for one set of events.
+    """
+
+    max_attempts: int = 8
+    base_seconds: float = 1.0
+    max_seconds: float = 60.0
+    throttle_seconds: float = 30.0
+    rng: random.Random = field(default_factory=random.Random, compare=False, repr=False)
+    max_retry_after_seconds: float = 900.0
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise ValueError("max_attempts must be >= 1")
+        if min(self.base_seconds, self.max_seconds, self.throttle_seconds) < 0:
+            raise ValueError("backoff seconds must be >= 0")
+
+    @classmethod
+    def from_upload(cls, upload: UploadConfig, rng: random.Random | None = None) -> RetryPolicy:
+        return cls(max_attempts=upload.max_attempts, base_seconds=upload.backoff_base_seconds,
+                   max_seconds=upload.backoff_max_seconds,
+                   throttle_seconds=upload.throttle_backoff_seconds,
+                   rng=rng or random.Random())
+
+    def delay(self, attempt: int, verdict: Verdict = Verdict.RETRY,
+              retry_after: float | None = None) -> float:
+        """Seconds to wait after the ``attempt``-th failed request (1 for the first)."""
+        growth = 2.0 ** min(max(attempt, 1) - 1, 60)
+        if verdict is Verdict.THROTTLE:
+            floor = min(max(self.max_seconds, self.throttle_seconds),
+                        self.throttle_seconds * growth)
+            seconds = floor * (1.0 + 0.5 * self.rng.random())
+        else:
+            seconds = self.rng.random() * min(self.max_seconds, self.base_seconds * growth)
+        if retry_after:
+            seconds = max(seconds, min(retry_after, self.max_retry_after_seconds))
+        return seconds
+
+
+class RateLimiter:
+    """A token bucket (GCRA form) shared by the threads of one task.
+
+    :meth:`acquire` reserves the next free slot under a lock and sleeps outside it, so waiting
+    threads do not block each other's bookkeeping. ``burst`` requests may go back to back.
+    """
+
+    def __init__(self, per_second: float, *, burst: int = 1,
+                 clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], Any] = time.sleep) -> None:
+        if per_second <= 0:
+            raise ValueError("per_second must be > 0")
+        self.interval = 1.0 / per_second
+        self._tolerance = max(burst - 1, 0) * self.interval
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._next: float | None = None  # theoretical arrival time of the next request
+
+    def acquire(self) -> float:
+        """Wait for a slot; return the seconds waited."""
+        with self._lock:
+            now = self._clock()
+            arrival = now if self._next is None else max(self._next, now)
+            wait_seconds = max(0.0, arrival - self._tolerance - now)
+            self._next = arrival + self.interval
+        if wait_seconds > 0:
+            self._sleep(wait_seconds)
+        return wait_seconds
+
+
+# ----- settings -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class DeliveryLimits:
+    """Settings of one task's sender. Picklable: build it on the driver, ship it to the tasks.
+
+    ``rate_limit_per_second`` is this task's share (requests, retries included). ``sleep`` None
+    means an interruptible wait (a token stop or a closed iterator wakes the sleepers); tests pass
+    a recorder. ``clock`` drives the rate limiter, ``wall_clock`` the outcome timestamps.
+    """
+
+    chunk_size: int
+    max_in_flight: int = 4
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    dialect: str = "capi"
+    rate_limit_per_second: float | None = None
+    sleep: Callable[[float], Any] | None = None
+    clock: Callable[[], float] = time.monotonic
+    wall_clock: Callable[[], float] = time.time
+
+    def __post_init__(self) -> None:
+        if self.dialect not in MAX_EVENTS_PER_REQUEST:
+            raise ValueError(f"unknown dialect {self.dialect!r}")
+        limit = MAX_EVENTS_PER_REQUEST[self.dialect]
+        if not 1 <= self.chunk_size <= limit:
+            raise ValueError(f"chunk_size must be between 1 and {limit} for {self.dialect}")
+        if self.max_in_flight < 1:
+            raise ValueError("max_in_flight must be >= 1")
+        if self.rate_limit_per_second is not None and self.rate_limit_per_second <= 0:
+            raise ValueError("rate_limit_per_second must be > 0")
+
+    @classmethod
+    def from_config(cls, config: JobConfig, tasks: int = 1) -> DeliveryLimits:
+        """Limits for one of ``tasks`` upload tasks: the global rate limit is split evenly."""
+        u = config.upload
+        rate = u.rate_limit_per_second / max(tasks, 1) if u.rate_limit_per_second else None
+        return cls(chunk_size=config.chunk_size, max_in_flight=u.max_in_flight,
+                   retry=RetryPolicy.from_upload(u), dialect=config.dialect,
+                   rate_limit_per_second=rate)
+
+
+# ----- outcomes -----------------------------------------------------------------------------------
+def chunk_id(event_keys: Sequence[str]) -> str:
+    """A deterministic id for a set of events in order: SHA-256 hex of the keys, NUL-separated."""
+    return hashlib.sha256("\x00".join(event_keys).encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The final result for a chunk (or a part of one split off by isolation)."""
+
+    chunk_id: str
+    event_keys: tuple[str, ...]
+    event_count: int
+    status: str  # delivered | rejected | failed
+    http_status: int | None
+    error_code: int | None
+    error_subcode: int | None
+    error_message: str | None
+    fbtrace_id: str | None
+    attempts: int
+    latency_ms: int
+    started_at: float  # epoch seconds
+    finished_at: float  # epoch seconds
+    events_received: int | None
+
+    def as_row(self) -> dict[str, Any]:
+        """Plain JSON-able values (``event_keys`` as a list, times as epoch seconds)."""
+        return {
+            "chunk_id": self.chunk_id,
+            "event_keys": list(self.event_keys),
+            "event_count": self.event_count,
+            "status": self.status,
+            "http_status": self.http_status,
+            "error_code": self.error_code,
+            "error_subcode": self.error_subcode,
+            "error_message": self.error_message,
+            "fbtrace_id": self.fbtrace_id,
+            "attempts": self.attempts,
+            "latency_ms": self.latency_ms,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "events_received": self.events_received,
+        }
+
+
+class AccessTokenRejected(RuntimeError):
+    """Meta rejected the access token (code 190): the run must stop. Holds no secret."""
+
+
+class EventsClient(Protocol):
+    """What the sender needs from a client (``GraphClient`` or a test fake)."""
+
+    def post_events(self, payloads: Sequence[str]) -> ApiResponse: ...
+
+
+_DATA_INDEX = re.compile(r"data\[(\d+)\]")
+_STATUS = {Verdict.DELIVERED: "delivered", Verdict.INVALID: "rejected",
+           Verdict.FATAL: "rejected", Verdict.TOKEN: "failed", Verdict.RETRY: "failed",
+           Verdict.THROTTLE: "failed"}
+
+
+@dataclass(frozen=True)
+class _Work:
+    """Events still to be settled, with the requests already spent on them (see module doc)."""
+
+    keys: tuple[str, ...]
+    payloads: tuple[str, ...]
+    attempts: int = 0
+    latency_ms: float = 0.0
+    started_at: float | None = None
+
+
+@dataclass(frozen=True)
+class _Sent:
+    verdict: Verdict
+    response: ApiResponse
+    attempts: int
+    latency_ms: float
+    started_at: float
+
+
+def _named_index(response: ApiResponse, size: int) -> int | None:
+    """The event Meta's error names as ``data[i]``, if it is inside the request."""
+    for text in (response.message, response.user_message):
+        for match in _DATA_INDEX.finditer(text or ""):
+            index = int(match.group(1))
+            if index < size:
+                return index
+    return None
+
+
+def _error_message(response: ApiResponse) -> str | None:
+    if response.message:
+        if response.user_message:
+            return f"{response.message} ({response.user_message})"
+        return response.message
+    if response.user_message:
+        return response.user_message
+    if response.error:
+        return response.error
+    if response.http_status is not None and not 200 <= response.http_status < 300:
+        return f"HTTP {response.http_status}"
+    return None
+
+
+def _events_received(body: dict[str, Any] | None, dialect: str) -> int | None:
+    if not body:
+        return None
+    names = (("events_received", "num_processed_entries") if dialect == "capi"
+             else ("num_processed_entries", "events_received"))
+    for name in names:
+        value = body.get(name)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return int(value)
+        if isinstance(value, str) and value.strip().isdigit():
+            return int(value)
+    return None
+
+
+# ----- the sender ---------------------------------------------------------------------------------
+class ChunkSender:
+    """Sends one partition's events; single use (one sender per task).
+
+    Attributes
+    ----------
+    token_outcome
+        The first outcome with code 190, or None.
+    stopped_by_token
+        True once Meta rejected the token; nothing more is sent after that.
+    stats
+        Thread-safe counters: requests, retries, throttled, backoff_seconds,
+        rate_limit_wait_seconds, isolation_splits, isolated_rejections.
+    """
+
+    def __init__(self, client: EventsClient, limits: DeliveryLimits) -> None:
+        self.client = client
+        self.limits = limits
+        self.token_outcome: Outcome | None = None
+        self._halt = threading.Event()
+        self._lock = threading.Lock()
+        self._stats: dict[str, float] = {
+            "requests": 0, "retries": 0, "throttled": 0, "backoff_seconds": 0.0,
+            "rate_limit_wait_seconds": 0.0, "isolation_splits": 0, "isolated_rejections": 0}
+        self._sleep: Callable[[float], Any] = (
+            limits.sleep if limits.sleep is not None else self._halt.wait)
+        self._limiter = (RateLimiter(limits.rate_limit_per_second, clock=limits.clock,
+                                     sleep=self._sleep)
+                         if limits.rate_limit_per_second else None)
+        self._started = False
+
+    @property
+    def stopped_by_token(self) -> bool:
+        return self.token_outcome is not None
+
+    @property
+    def stats(self) -> dict[str, float]:
+        with self._lock:
+            return dict(self._stats)
+
+    def raise_for_token(self) -> None:
+        """Raise :class:`AccessTokenRejected` if Meta rejected the token during this task."""
+        o = self.token_outcome
+        if o is not None:
+            raise AccessTokenRejected(
+                f"Meta rejected the access token (code {o.error_code}, subcode "
+                f"{o.error_subcode}, fbtrace_id {o.fbtrace_id}): {o.error_message}. "
+                "Upload stopped; renew the token and run again (delivered events are not resent).")
+
+    def send(self, events: Iterable[tuple[str, str]]) -> Iterator[Outcome]:
+        """Send ``(event_key, payload)`` pairs; yield outcomes as chunks finish (lazily)."""
+        if self._started:
+            raise RuntimeError("a ChunkSender sends one partition: make a new one")
+        self._started = True
+        return self._run(iter(events))
+
+    # ----- internals --------------------------------------------------------------------------
+    def _count(self, name: str, amount: float = 1) -> None:
+        with self._lock:
+            self._stats[name] += amount
+
+    def _run(self, events: Iterator[tuple[str, str]]) -> Iterator[Outcome]:
+        limits = self.limits
+        pool = ThreadPoolExecutor(max_workers=limits.max_in_flight,
+                                  thread_name_prefix="meta-upload")
+        pending: dict[Future[list[Outcome]], int] = {}
+        sequence = 0
+        exhausted = False
+        completed = False
+        # Slow start: the first chunk goes alone, so a rejected token costs one request per
+        # task; the window opens to max_in_flight once the first chunk has its answer.
+        window = 1
+        try:
+            while True:
+                while (not exhausted and len(pending) < window
+                       and not self._halt.is_set()):
+                    batch = list(islice(events, limits.chunk_size))
+                    if not batch:
+                        exhausted = True
+                        break
+                    keys, payloads = zip(*batch, strict=True)
+                    pending[pool.submit(self._settle, _Work(keys, payloads))] = sequence
+                    sequence += 1
+                if not pending:
+                    break
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                window = limits.max_in_flight
+                for future in sorted(done, key=pending.__getitem__):
+                    del pending[future]
+                    yield from future.result()
+            completed = True
+        finally:
+            if not completed:  # closed early or failed: wake sleepers, send nothing more
+                self._halt.set()
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _settle(self, chunk: _Work) -> list[Outcome]:
+        """Send one chunk until every event in it has a final outcome (or the task stops)."""
+        outcomes: list[Outcome] = []
+        work = deque([chunk])
+        while work:
+            item = work.popleft()
+            sent = self._send(item)
+            if sent is None:  # stopped: abandon what is not final
+                break
+            if sent.verdict is Verdict.INVALID and len(item.keys) > 1:
+                index = _named_index(sent.response, len(item.keys))
+                if index is not None:
+                    outcomes.append(self._outcome(
+                        item.keys[index:index + 1], "rejected", sent))
+                    work.appendleft(_Work(item.keys[:index] + item.keys[index + 1:],
+                                          item.payloads[:index] + item.payloads[index + 1:]))
+                    self._count("isolated_rejections")
+                else:
+                    half = len(item.keys) // 2
+                    work.appendleft(_Work(item.keys[half:], item.payloads[half:]))
+                    work.appendleft(_Work(item.keys[:half], item.payloads[:half], sent.attempts,
+                                          sent.latency_ms, sent.started_at))
+                    self._count("isolation_splits")
+                continue
+            outcome = self._outcome(item.keys, _STATUS[sent.verdict], sent)
+            outcomes.append(outcome)
+            if sent.verdict is Verdict.TOKEN:
+                break
+        return outcomes
+
+    def _send(self, item: _Work) -> _Sent | None:
+        """Send ``item`` with retries; None when the task stopped before a final answer."""
+        policy = self.limits.retry
+        attempts, latency, started = item.attempts, item.latency_ms, item.started_at
+        tries = 0
+        while True:
+            if self._halt.is_set():
+                return None
+            if self._limiter is not None:
+                waited = self._limiter.acquire()
+                if waited:
+                    self._count("rate_limit_wait_seconds", waited)
+                if self._halt.is_set():
+                    return None
+            if started is None:
+                started = self.limits.wall_clock()
+            response = self.client.post_events(item.payloads)
+            tries += 1
+            attempts += 1
+            latency += response.latency_ms
+            self._count("requests")
+            verdict = classify(response)
+            if verdict is Verdict.TOKEN:
+                self._halt.set()  # before anything else: no new request from this task
+            elif verdict in (Verdict.RETRY, Verdict.THROTTLE) and tries < policy.max_attempts:
+                delay = policy.delay(tries, verdict, response.retry_after_seconds)
+                self._count("retries")
+                if verdict is Verdict.THROTTLE:
+                    self._count("throttled")
+                self._count("backoff_seconds", delay)
+                log.info("%d events: %s (HTTP %s, code %s); attempt %d of %d in %.1f s",
+                         len(item.keys), verdict.value, response.http_status, response.code,
+                         tries + 1, policy.max_attempts, delay)
+                self._sleep(delay)
+                continue
+            return _Sent(verdict, response, attempts, latency, started)
+
+    def _outcome(self, keys: tuple[str, ...], status: str, sent: _Sent) -> Outcome:
+        r = sent.response
+        outcome = Outcome(
+            chunk_id=chunk_id(keys),
+            event_keys=keys,
+            event_count=len(keys),
+            status=status,
+            http_status=r.http_status,
+            error_code=r.code,
+            error_subcode=r.subcode,
+            error_message=None if status == "delivered" else _error_message(r),
+            fbtrace_id=r.fbtrace_id,
+            attempts=sent.attempts,
+            latency_ms=round(sent.latency_ms),
+            started_at=sent.started_at,
+            finished_at=self.limits.wall_clock(),
+            events_received=(_events_received(r.body, self.limits.dialect)
+                             if status == "delivered" else None),
+        )
+        if sent.verdict is Verdict.TOKEN:
+            with self._lock:
+                if self.token_outcome is None:
+                    self.token_outcome = outcome
+            log.error("Meta rejected the access token (code 190, fbtrace_id %s): stopping",
+                      r.fbtrace_id)
+        return outcome
+
+
+def send_chunks(events: Iterable[tuple[str, str]], client: EventsClient,
+                limits: DeliveryLimits) -> Iterator[Outcome]:
+    """Send one partition's ``(event_key, payload)`` pairs; yield an :class:`Outcome` per chunk.
+
+    A shortcut for ``ChunkSender(client, limits).send(events)``. A token stop shows as an
+    outcome with ``status == "failed"`` and ``error_code == 190``;
+    use :class:`ChunkSender` to get ``stopped_by_token`` / ``raise_for_token()``.
+    """
+    return ChunkSender(client, limits).send(events)
