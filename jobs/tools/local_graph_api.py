@@ -588,8 +588,9 @@ class GraphApiEmulator:
     Parameters
     ----------
     host, port : loopback address to bind (``port=0`` picks a free port; see ``url``).
-    token : the access token requests must carry in their body.
-    now : reference Unix time (seconds) for the event_time window; ``None`` = wall clock.
+    token : the access token requests must carry (body, query string or Authorization: Bearer).
+    now : reference Unix time (seconds) for the event_time window and the served API versions;
+        ``None`` = wall clock.
     seed : seed of the fault RNG and of the reject hash; ``None`` draws one (see ``stats()``).
     latency_ms : delay before every answer.
     error_5xx_rate, transient_rate, throttle_rate, reset_before_rate, reset_after_rate :
