@@ -844,3 +844,30 @@ def test_limits_from_config_carry_the_breaker_and_the_budget():
     assert (lim.circuit_breaker_seconds, lim.isolation_max_requests) == (12, 7)
     off = DeliveryLimits.from_config(JobConfig(upload=UploadConfig(circuit_breaker_seconds=0)))
     assert off.circuit_breaker_seconds is None
+
+
+def test_a_tripped_breaker_makes_later_tasks_of_the_process_stop_after_one_probe():
+    from jobs.upload import sending
+
+    class UrlClient(FakeClient):
+        url = "http://127.0.0.1:9/v24.0/1/events"
+
+    clock = Clock()
+
+    def down(payloads: tuple[str, ...], n: int) -> ApiResponse:
+        clock.now += 1
+        return err(None)
+
+    try:
+        first = ChunkSender(UrlClient(down), breaker_limits(clock, 10.0))
+        assert list(first.send(events(30))) == [] and first.stop_reason == "endpoint"
+        probe = UrlClient(down)
+        second = ChunkSender(probe, breaker_limits(clock, 10.0))
+        assert list(second.send(events(30))) == [] and second.stop_reason == "endpoint"
+        assert len(probe.calls) == 1  # one probe request, not another 10 s of retries
+        back = UrlClient()  # the endpoint is back: the first reply closes the circuit
+        third = ChunkSender(back, breaker_limits(clock, 10.0))
+        assert [o.status for o in third.send(events(30))] == ["delivered"] * 3
+        assert UrlClient.url not in sending._OPEN_CIRCUITS
+    finally:
+        sending._OPEN_CIRCUITS.clear()
