@@ -32,7 +32,7 @@ def test_app_secret_is_optional(tmp_path, monkeypatch):
 
 
 def test_a_configured_secret_file_must_exist_and_hold_a_secret(tmp_path):
-    with pytest.raises(ConfigError, match="upload.app_secret_file") as info:
+    with pytest.raises(ConfigError, match=r"upload\.app_secret_file") as info:
         read_app_secret(UploadConfig(app_secret_file=str(tmp_path / "missing")))
     assert "missing" in str(info.value)
     empty = tmp_path / "empty"

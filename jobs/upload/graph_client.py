@@ -25,6 +25,7 @@ Example (against a local server)::
 from __future__ import annotations
 
 import hashlib
+import heapq
 import hmac
 import json
 import socket
@@ -279,15 +280,14 @@ _current = threading.local()  # the _Watch of the request running on this thread
 
 
 class _Watch:
-    """Cuts the connections of one request when its deadline passes."""
+    """Cuts the connections of one request when its deadline passes (see :class:`_Watchdog`)."""
 
     def __init__(self, seconds: float) -> None:
         self.fired = False
+        self.done = False
         self._lock = threading.Lock()
         self._connections: list[HTTPConnection] = []
-        self._timer = threading.Timer(seconds, self._fire)
-        self._timer.daemon = True
-        self._timer.start()
+        _WATCHDOG.watch(time.monotonic() + seconds, self)
 
     def attach(self, connection: HTTPConnection) -> None:
         with self._lock:
@@ -296,15 +296,63 @@ class _Watch:
         if fired:
             _cut(connection)
 
-    def _fire(self) -> None:
+    def fire(self) -> None:
         with self._lock:
+            if self.done:
+                return
             self.fired = True
             connections = list(self._connections)
         for connection in connections:
             _cut(connection)
 
     def cancel(self) -> None:
-        self._timer.cancel()
+        with self._lock:
+            self.done = True
+            self._connections.clear()
+
+
+class _Watchdog:
+    """One daemon thread per process that fires the watches whose deadline has passed."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._heap: list[tuple[float, int, _Watch]] = []
+        self._seq = 0
+        self._compact_at = 1024
+        self._thread: threading.Thread | None = None
+
+    def watch(self, deadline: float, watch: _Watch) -> None:
+        with self._cond:
+            self._seq += 1
+            heapq.heappush(self._heap, (deadline, self._seq, watch))
+            if len(self._heap) > self._compact_at:  # drop finished requests' entries
+                self._heap = [entry for entry in self._heap if not entry[2].done]
+                heapq.heapify(self._heap)
+                self._compact_at = max(1024, 2 * len(self._heap))
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="request-deadline",
+                                                daemon=True)
+                self._thread.start()
+            elif self._heap[0][2] is watch:
+                self._cond.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while self._heap and self._heap[0][2].done:
+                    heapq.heappop(self._heap)
+                if not self._heap:
+                    self._cond.wait(5.0)
+                    continue
+                wait = self._heap[0][0] - time.monotonic()
+                if wait > 0:
+                    self._cond.wait(wait)
+                    continue
+                _, _, due = heapq.heappop(self._heap)
+            due.fire()
+
+
+_WATCHDOG = _Watchdog()
 
 
 def _cut(connection: HTTPConnection) -> None:

@@ -147,7 +147,7 @@ def test_progress_line_shows_failures_and_retries(spark):
     from jobs.upload.progress import UploadProgress
 
     progress = UploadProgress(spark, "group-x", 100, mode="off")
-    delivered, failed, rejected, retries = progress.accumulators()
+    delivered, failed, _rejected, retries = progress.accumulators()
     delivered.add(10)
     failed.add(3)
     retries.add(42)
