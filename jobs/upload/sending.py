@@ -477,6 +477,7 @@ class ChunkSender:
         self._endpoint: str | None = url if isinstance(url, str) else None
         self._replies = 0  # HTTP replies of any kind this task got
         self._streak_since: float | None = None  # first connection error since the last reply
+        self._last_reply_at: float | None = None
         self._started = False
 
     @property
@@ -621,6 +622,7 @@ class ChunkSender:
                     return None
             if started is None:
                 started = limits.wall_clock()
+            sent_at = limits.clock()
             response = self.client.post_events(item.payloads)
             tries += 1
             attempts += 1
@@ -630,7 +632,7 @@ class ChunkSender:
             if verdict in (Verdict.TOKEN, Verdict.DATASET):
                 self._halt.set()  # before anything else: no new request from this task
             if response.http_status is None:
-                if self._connection_failed():
+                if self._connection_failed(sent_at):
                     return None
             else:
                 self._reply_arrived()
@@ -656,18 +658,24 @@ class ChunkSender:
         with self._lock:
             self._replies += 1
             self._streak_since = None
+            self._last_reply_at = self.limits.clock()
         if self._endpoint is not None and self._endpoint in _OPEN_CIRCUITS:
             with _OPEN_CIRCUITS_LOCK:
                 _OPEN_CIRCUITS.pop(self._endpoint, None)
 
-    def _connection_failed(self) -> bool:
-        """Count a request that got no HTTP reply; True when the breaker trips."""
+    def _connection_failed(self, sent_at: float) -> bool:
+        """Count a request sent at ``sent_at`` that got no HTTP reply; True when the breaker
+        trips. The streak starts when its first failed request was sent (a timeout counts from
+        its start), never before the last reply."""
         seconds = self.limits.circuit_breaker_seconds
         now = self.limits.clock()
         with self._lock:
             self._stats["connection_errors"] += 1
             if self._streak_since is None:
-                self._streak_since = now
+                start = sent_at
+                if self._last_reply_at is not None:
+                    start = max(start, self._last_reply_at)
+                self._streak_since = start
             streak = now - self._streak_since
             first_contact = self._replies == 0
         if seconds is None:

@@ -871,3 +871,16 @@ def test_a_tripped_breaker_makes_later_tasks_of_the_process_stop_after_one_probe
         assert UrlClient.url not in sending._OPEN_CIRCUITS
     finally:
         sending._OPEN_CIRCUITS.clear()
+
+
+def test_a_timeout_counts_for_the_breaker_from_when_the_request_was_sent():
+    clock = Clock()
+
+    def hang(payloads: tuple[str, ...], n: int) -> ApiResponse:
+        clock.now += 60  # a request that times out after 60 s
+        return err(None)
+
+    client = FakeClient(hang)
+    sender = ChunkSender(client, breaker_limits(clock, 60.0))
+    assert list(sender.send(events(30))) == []
+    assert sender.stop_reason == "endpoint" and len(client.calls) == 1
