@@ -1,7 +1,9 @@
 """Entry point: ``python -m jobs.backfill`` or ``spark-submit jobs/backfill.py``.
 
 args → config (validated before Spark starts) → session → run → report. Exit codes: 0 done,
-1 the run finished with failures, 2 bad settings or input, 3 the access token was rejected.
+1 the run finished with failures, 2 bad settings or input, 3 the access token was rejected,
+4 Meta refused the dataset (code 100 subcode 33: a wrong ``set_id``, or the token has no
+permission on it), 5 the Graph API endpoint did not answer (circuit breaker).
 """
 
 from __future__ import annotations
@@ -98,9 +100,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         config = config_from_args(args)
-        from jobs.credentials import read_token
+        from jobs.credentials import read_app_secret, read_token
 
         token = None if config.dry_run else read_token(config.upload)
+        app_secret = None if config.dry_run else read_app_secret(config.upload)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -113,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     except DeltaNotConfigured as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    report = run_backfill(spark, config, token)
+    report = run_backfill(spark, config, token, app_secret=app_secret)
     print(report.text(), flush=True)
     return report.exit_code
 

@@ -87,6 +87,8 @@ class UploadConfig:
     rate_limit_per_second: float | None = None  # global, split across tasks
     token_env: str = "FB_ACCESS_TOKEN"
     token_file: str | None = None
+    app_secret_env: str = "FB_APP_SECRET"  # when set, appsecret_proof is sent
+    app_secret_file: str | None = None
     upload_tag: str | None = None  # None → derived from the run id
     test_event_code: str | None = None
     body_format: str = "json"
@@ -95,6 +97,10 @@ class UploadConfig:
     backoff_base_seconds: float = 1.0
     backoff_max_seconds: float = 60.0
     throttle_backoff_seconds: float = 30.0
+    #: A task stops when every request has failed to connect for this long; 0 → never.
+    circuit_breaker_seconds: float = 60.0
+    #: Requests a chunk may spend finding the invalid events Meta does not name.
+    isolation_max_requests: int = 100
     partitions: int | None = None  # upload tasks; None → Spark's default parallelism
     staging_dir: str | None = None  # None → <output_dir>/_staging (must be shared on a cluster)
     retry_failed: bool = False
@@ -328,6 +334,9 @@ def validate(config: JobConfig, *, for_upload: bool | None = None) -> None:
     need(u.max_in_flight >= 1, "upload.max_in_flight", "must be >= 1")
     need(u.max_attempts >= 1, "upload.max_attempts", "must be >= 1")
     need(u.timeout_seconds > 0, "upload.timeout_seconds", "must be > 0")
+    need(u.circuit_breaker_seconds >= 0, "upload.circuit_breaker_seconds",
+         "must be >= 0 (0 turns the circuit breaker off)")
+    need(u.isolation_max_requests >= 0, "upload.isolation_max_requests", "must be >= 0")
     need(u.body_format in BODY_FORMATS, "upload.body_format",
          f"must be one of {', '.join(BODY_FORMATS)}")
     need(bool(_VERSION.match(u.api_version or "")), "upload.api_version",

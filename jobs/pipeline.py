@@ -33,8 +33,9 @@ def _timestamp(epoch: float) -> dt.datetime:
 
 
 def run_backfill(spark: SparkSession, config: JobConfig, token: str | None,
-                 run_id: str | None = None) -> RunReport:
-    """Run the whole job and return its report (also stored in the ``runs`` table)."""
+                 run_id: str | None = None, app_secret: str | None = None) -> RunReport:
+    """Run the whole job and return its report (also stored in the ``runs`` table).
+    ``app_secret``, when given, makes the upload send ``appsecret_proof``."""
     started = time.time()
     run_id = run_id or new_run_id(started)
     now = config.reference_time or int(started)
@@ -76,7 +77,8 @@ def run_backfill(spark: SparkSession, config: JobConfig, token: str | None,
     if not config.dry_run:
         from jobs.upload.driver import upload_payloads
 
-        upload = upload_payloads(spark, config, token, run_id, report.counts.get("payloads", 0))
+        upload = upload_payloads(spark, config, token, run_id, report.counts.get("payloads", 0),
+                                 app_secret=app_secret)
         report.delivery = upload.delivery()
         report.errors = [e.as_dict() for e in upload.errors]
     report.status, report.message = run_status(report.counts, upload, config)
@@ -103,10 +105,38 @@ def run_status(counts: dict[str, int], upload: UploadSummary | None,
         return "token_rejected", ("the access token was rejected (Meta code 190): the upload "
                                   "stopped; renew the token and re-run, delivered events will "
                                   "not be sent again")
+    if upload.dataset_rejected:
+        return "dataset_rejected", (
+            f"Meta refused dataset {config.upload.set_id} (code 100, subcode 33: the object "
+            "does not exist, or the access token has no permission on it): the upload stopped "
+            f"and no event was rejected ({upload.not_attempted + upload.failed} events not "
+            "delivered); check upload.set_id and the token's permissions on that dataset, then "
+            "re-run")
+    if upload.endpoint_unreachable:
+        return "endpoint_unreachable", (
+            f"the Graph API endpoint {endpoint(config.upload.base_url)} did not answer: every "
+            "request of a task failed on a connection error or timeout for "
+            f"{config.upload.circuit_breaker_seconds:g} s (circuit breaker); the upload "
+            f"stopped, {upload.not_attempted + upload.failed} events were not delivered and a "
+            "re-run sends them")
     if upload.failed or not upload.reconciles:
-        return "failed", (f"{upload.failed} events failed after retries; re-run (or "
-                          "--retry-failed) to send them again")
+        unconfirmed = (f" ({upload.unconfirmed_replies} HTTP 200 replies did not confirm the "
+                       "events sent)" if upload.unconfirmed_replies else "")
+        return "failed", (f"{upload.failed} events failed after retries{unconfirmed}; re-run "
+                          "(or --retry-failed) to send them again")
     return "succeeded", None
+
+
+def endpoint(base_url: str) -> str:
+    """The base URL as it may be shown: scheme, host, port and path, no user info or query."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(base_url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}{parts.path.rstrip('/')}"
 
 
 def input_fingerprint(files: Sequence[InputFile], config: JobConfig, now: int) -> str:

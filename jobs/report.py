@@ -12,6 +12,10 @@ import sys
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+#: The process exit code of each run status (anything else: 1).
+EXIT_CODES = {"succeeded": 0, "nothing_to_do": 0, "token_rejected": 3, "dataset_rejected": 4,
+              "endpoint_unreachable": 5}
+
 
 @dataclass
 class RunReport:
@@ -19,7 +23,9 @@ class RunReport:
 
     run_id: str
     mode: str  # dry_run | upload
-    status: str  # succeeded | failed | token_rejected | nothing_to_do
+    #: succeeded | failed | token_rejected | dataset_rejected | endpoint_unreachable |
+    #: nothing_to_do
+    status: str
     dialect: str
     set_id: str | None
     reference_time: int
@@ -36,7 +42,7 @@ class RunReport:
 
     @property
     def exit_code(self) -> int:
-        return {"succeeded": 0, "nothing_to_do": 0, "token_rejected": 3}.get(self.status, 1)
+        return EXIT_CODES.get(self.status, 1)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -80,9 +86,15 @@ class RunReport:
             d = self.delivery
             out.append(f"delivery to set {self.set_id}:")
             for key in ("payloads", "already_delivered", "not_selected", "to_send", "delivered",
-                        "rejected", "failed", "not_attempted", "requests"):
+                        "rejected", "failed", "not_attempted", "requests", "retries"):
                 if key in d:
                     out.append(f"  {key.replace('_', ' '):<18}{d[key]:>10}")
+            if d.get("connection_errors"):
+                out.append(f"  requests without any HTTP reply: {d['connection_errors']}")
+            if d.get("unconfirmed_replies"):
+                out.append(f"  HTTP 200 replies not confirming the events: "
+                           f"{d['unconfirmed_replies']} (not JSON, or a count below the events "
+                           "sent; those events were retried, then failed)")
             check = "ok" if d.get("reconciles", True) else "MISMATCH"
             out.append(f"  candidate events = delivered + skipped + rejected + failed "
                        f"(+ earlier runs, not sent): {check}")

@@ -119,7 +119,7 @@ def check_speculation(spark: SparkSession) -> None:
 
 
 def upload_payloads(spark: SparkSession, config: JobConfig, token: str | None, run_id: str,
-                    payloads: int) -> UploadSummary:
+                    payloads: int, app_secret: str | None = None) -> UploadSummary:
     """Deliver this run's ``payloads`` (their count from the conversion) and return what the
     upload found."""
     if not token:
@@ -138,7 +138,8 @@ def upload_payloads(spark: SparkSession, config: JobConfig, token: str | None, r
     # The global rate limit is shared by the tasks that run at once, not by all of them.
     concurrent = max(1, min(tasks, spark.sparkContext.defaultParallelism))
     settings = TaskSettings(config=config, token=token, run_id=run_id,
-                            upload_tag=config.upload.upload_tag or run_id, tasks=concurrent)
+                            upload_tag=config.upload.upload_tag or run_id, tasks=concurrent,
+                            app_secret=app_secret)
     progress = UploadProgress(spark, run_id, selection.to_send, config.progress)
     counters = progress.accumulators()
     rdd = (selected.repartition(tasks, "event_key").select("event_key", "payload").rdd

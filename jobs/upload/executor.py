@@ -29,6 +29,7 @@ class TaskSettings:
     run_id: str
     upload_tag: str
     tasks: int
+    app_secret: str | None = None
 
     def __repr__(self) -> str:  # the token must not reach a log or a stack trace
         return f"TaskSettings(run_id={self.run_id!r}, tasks={self.tasks})"
@@ -56,7 +57,8 @@ def deliver_partition(settings: TaskSettings, rows: Iterable[Any], counters: tup
                       ) -> Iterator[PartitionSummary]:
     """Send one partition's events; yield the partition's summary.
 
-    ``counters`` are the progress accumulators (delivered, failed, rejected events).
+    ``counters`` are the progress accumulators (delivered, failed, rejected events, and
+    optionally retries).
     """
     from pyspark import TaskContext
 
@@ -74,7 +76,8 @@ def deliver_partition(settings: TaskSettings, rows: Iterable[Any], counters: tup
     summary = PartitionSummary(skipped_from_earlier_attempts=len(done))
     limits = DeliveryLimits.from_config(config, tasks=settings.tasks)
     path = folder / f"part-{partition:05d}-{attempt}.jsonl"
-    with GraphClient.from_config(config, settings.token, settings.upload_tag) as client, \
+    with GraphClient.from_config(config, settings.token, settings.upload_tag,
+                                 settings.app_secret) as client, \
             open(path, "a", encoding="utf-8") as staged:
         sender = ChunkSender(client, limits)
         for outcome in sender.send(events):
@@ -87,9 +90,14 @@ def deliver_partition(settings: TaskSettings, rows: Iterable[Any], counters: tup
             summary.add(outcome.status, outcome.event_count, outcome.error_code,
                         outcome.error_message)
             if counters:
-                delivered_acc, failed_acc, rejected_acc = counters
-                {"delivered": delivered_acc, "failed": failed_acc,
-                 "rejected": rejected_acc}[outcome.status].add(outcome.event_count)
-        summary.token_rejected = sender.stopped_by_token
-        summary.requests = int(sender.stats.get("requests", 0))
+                {"delivered": counters[0], "failed": counters[1],
+                 "rejected": counters[2]}[outcome.status].add(outcome.event_count)
+        stats = sender.stats
+        summary.token_rejected = sender.stop_reason == "token"
+        summary.dataset_rejected = sender.stop_reason == "dataset"
+        summary.endpoint_unreachable = sender.stop_reason == "endpoint"
+        for name in ("requests", "retries", "unconfirmed_replies", "connection_errors"):
+            setattr(summary, name, int(stats.get(name, 0)))
+        if len(counters) > 3:
+            counters[3].add(summary.retries)
     yield summary

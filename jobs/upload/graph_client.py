@@ -5,9 +5,15 @@ Spark) without parsing them again, and turns every reply, connection error or ti
 :class:`ApiResponse`. It never raises for a network problem and never retries: retries belong to
 :mod:`jobs.upload.sending`.
 
-The access token travels only in the request body. It is never put in the URL, a header, a log
-line, an exception message, a ``repr`` or an :class:`ApiResponse` (a reply that echoes it has it
-replaced by ``[redacted]``).
+The access token (and ``appsecret_proof``, HMAC-SHA256 of the token keyed by the app secret, when
+an app secret is configured) travels only in the request body. Neither it nor the app secret is
+ever put in the URL, a header, a log line, an exception message, a ``repr`` or an
+:class:`ApiResponse`: a reply that echoes them, in any wire encoding, has them replaced by
+``[redacted]`` (:mod:`jobs.upload.redaction`).
+
+The whole request (connecting, sending, the status line, headers and body) is bounded by
+``timeout`` seconds, not only each socket read: a watchdog cuts the connection of a request that
+is still running at its deadline, so a server that trickles its reply cannot hold a request.
 
 Example (against a local server)::
 
@@ -18,7 +24,12 @@ Example (against a local server)::
 
 from __future__ import annotations
 
+import hashlib
+import heapq
+import hmac
 import json
+import socket
+import threading
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -26,6 +37,10 @@ from urllib.parse import urlencode
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+from jobs.upload.redaction import Redactor
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -34,8 +49,14 @@ if TYPE_CHECKING:
 
 #: Graph usage headers that may carry ``estimated_time_to_regain_access`` (minutes).
 USAGE_HEADERS = ("X-Business-Use-Case-Usage", "X-App-Usage", "X-Ad-Account-Usage")
-_REDACTED = "[redacted]"
 _MAX_MESSAGE = 2000
+_MAX_TEXT = 300  # characters of a reply that is not JSON quoted in ``error``
+
+
+def appsecret_proof(token: str, app_secret: str) -> str:
+    """Meta's ``appsecret_proof``: hex HMAC-SHA256 of the token, keyed by the app secret."""
+    return hmac.new(app_secret.encode("utf-8"), token.encode("utf-8"),
+                    hashlib.sha256).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -47,7 +68,9 @@ class ApiResponse:
     Meta's ``error_user_title``/``error_user_msg`` (often the useful part for an invalid event).
     ``retry_after_seconds`` is Meta's ``estimated_time_to_regain_access`` (minutes, from the
     error's ``error_data`` or the usage headers) or a standard ``Retry-After`` header, in seconds;
-    None when absent or zero.
+    None when absent or zero. ``event_index`` is Meta's ``error_data.event_index`` (the event of
+    the request that is invalid), when given. A 2xx reply whose body is not a JSON object has
+    ``body`` None and ``error`` quoting its start.
     """
 
     http_status: int | None
@@ -62,6 +85,7 @@ class ApiResponse:
     type: str | None = None
     retry_after_seconds: float | None = None
     user_message: str | None = None
+    event_index: int | None = None
 
 
 class GraphClient:
@@ -77,7 +101,9 @@ class GraphClient:
         ``"json"`` (``Content-Type: application/json``, ``data`` a JSON array) or ``"form"``
         (urlencoded fields, ``data`` the JSON array as text).
     timeout
-        Seconds for connecting and for reading the reply.
+        Seconds for the whole request: connecting, sending, and reading the complete reply.
+    app_secret
+        When given, ``appsecret_proof`` is sent in the body (never the secret itself).
     upload_tag, test_event_code
         Request-level fields, sent when not None.
     pool_size
@@ -99,6 +125,7 @@ class GraphClient:
         upload_tag: str | None = None,
         test_event_code: str | None = None,
         pool_size: int = 4,
+        app_secret: str | None = None,
     ) -> None:
         if body_format not in ("json", "form"):
             raise ValueError(f"body_format must be 'json' or 'form', got {body_format!r}")
@@ -109,9 +136,12 @@ class GraphClient:
         self.timeout = timeout
         self.upload_tag = upload_tag
         self.test_event_code = test_event_code
-        self._token = token
+        proof = appsecret_proof(token, app_secret) if app_secret else None
+        self._redact = Redactor([token, app_secret, proof])
         # Request-level fields that never change, encoded once.
         fields: dict[str, str] = {"access_token": token}
+        if proof is not None:
+            fields["appsecret_proof"] = proof
         if upload_tag is not None:
             fields["upload_tag"] = upload_tag
         if test_event_code is not None:
@@ -122,21 +152,26 @@ class GraphClient:
         self._content_type = ("application/json" if body_format == "json"
                               else "application/x-www-form-urlencoded")
         session = requests.Session()
-        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool_size, max_retries=0)
+        adapter = _WatchedAdapter(pool_connections=1, pool_maxsize=pool_size, max_retries=0)
         session.mount("http://", adapter)
         session.mount("https://", adapter)
         session.headers["User-Agent"] = "mparticle-meta-backfill"
         self._session = session
 
     @classmethod
-    def from_config(cls, config: JobConfig, token: str, upload_tag: str | None = None
-                    ) -> GraphClient:
+    def from_config(cls, config: JobConfig, token: str, upload_tag: str | None = None,
+                    app_secret: str | None = None) -> GraphClient:
         """A client for ``config.upload``; ``upload_tag`` overrides the configured tag."""
         u = config.upload
         return cls(u.base_url, u.api_version, u.set_id or "", token,
                    body_format=u.body_format, timeout=u.timeout_seconds,
                    upload_tag=upload_tag if upload_tag is not None else u.upload_tag,
-                   test_event_code=u.test_event_code, pool_size=u.max_in_flight)
+                   test_event_code=u.test_event_code, pool_size=u.max_in_flight,
+                   app_secret=app_secret)
+
+    def redact(self, text: str) -> str:
+        """``text`` with every wire form of the token, app secret and proof redacted."""
+        return self._redact(text)
 
     # ----- sending ------------------------------------------------------------------------------
     def encode_body(self, payloads: Sequence[str]) -> bytes:
@@ -155,24 +190,33 @@ class GraphClient:
         body = self.encode_body(payloads)
         headers = {"Content-Type": self._content_type}
         started = time.perf_counter()
+        watch = _Watch(self.timeout)
+        _current.watch = watch
+        reply = None
         try:
-            reply = self._session.post(self.url, data=body, headers=headers,
+            reply = self._session.post(self.url, data=body, headers=headers, stream=True,
                                        timeout=self.timeout, allow_redirects=False)
-            content = reply.content
-        except requests.Timeout as exc:
-            return ApiResponse(http_status=None, latency_ms=_ms_since(started),
-                               error=f"{type(exc).__name__}: no reply within {self.timeout:g}s "
-                                     f"from POST {self.url}")
+            content = b"".join(reply.iter_content(65536))
+            if watch.fired:
+                raise requests.Timeout("deadline")
         except requests.RequestException as exc:
+            if watch.fired or isinstance(exc, requests.Timeout):
+                error = (f"Timeout: no complete reply within {self.timeout:g}s "
+                         f"from POST {self.url}")
+            else:
+                error = f"{type(exc).__name__} on POST {self.url}"
             return ApiResponse(http_status=None, latency_ms=_ms_since(started),
-                               error=f"{type(exc).__name__} on POST {self.url}")
+                               error=self._redact(error))
+        finally:
+            watch.cancel()
+            _current.watch = None
+            if reply is not None:
+                reply.close()
         latency = _ms_since(started)
         return self._parse(reply.status_code, content, reply.headers, latency)
 
     def _parse(self, status: int, content: bytes, headers: Any, latency: float) -> ApiResponse:
-        text = content.decode("utf-8", "replace")
-        if self._token in text:
-            text = text.replace(self._token, _REDACTED)
+        text = self._redact(content.decode("utf-8", "replace"))
         body: dict[str, Any] | None = None
         if text.strip():
             try:
@@ -180,7 +224,7 @@ class GraphClient:
             except ValueError:
                 parsed = None
             if isinstance(parsed, dict):
-                body = parsed
+                body = self._redact.value(parsed)  # catches escapes the text pass cannot see
         error = _error_object(body)
         retry_after = _retry_after(error, headers)
         fbtrace = headers.get("x-fb-trace-id")
@@ -188,8 +232,11 @@ class GraphClient:
             fbtrace = body["fbtrace_id"]
         if error is None:
             problem = None
-            if body is None and status != 200 and text.strip():
-                problem = f"HTTP {status}, not a JSON object: {' '.join(text.split())[:200]}"
+            if body is None and text.strip():
+                problem = (f"HTTP {status}, not a JSON object: "
+                           f"{' '.join(text.split())[:_MAX_TEXT]}")
+            elif body is None and 200 <= status < 300:
+                problem = f"HTTP {status} with an empty body"
             return ApiResponse(http_status=status, body=body, latency_ms=latency,
                                fbtrace_id=fbtrace, retry_after_seconds=retry_after, error=problem)
         user = " ".join(str(error[k]) for k in ("error_user_title", "error_user_msg")
@@ -207,6 +254,7 @@ class GraphClient:
             type=str(error.get("type", error.get("error_type")) or "") or None,
             retry_after_seconds=retry_after,
             user_message=user[:_MAX_MESSAGE] or None,
+            event_index=_event_index(error),
         )
 
     # ----- lifecycle ----------------------------------------------------------------------------
@@ -227,6 +275,144 @@ class GraphClient:
         raise TypeError("GraphClient holds a token and a connection pool: build it in the task")
 
 
+# ----- the request deadline ----------------------------------------------------------------------
+_current = threading.local()  # the _Watch of the request running on this thread
+
+
+class _Watch:
+    """Cuts the connections of one request when its deadline passes (see :class:`_Watchdog`)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.fired = False
+        self.done = False
+        self._lock = threading.Lock()
+        self._connections: list[HTTPConnection] = []
+        _WATCHDOG.watch(time.monotonic() + seconds, self)
+
+    def attach(self, connection: HTTPConnection) -> None:
+        with self._lock:
+            self._connections.append(connection)
+            fired = self.fired
+        if fired:
+            _cut(connection)
+
+    def fire(self) -> None:
+        with self._lock:
+            if self.done:
+                return
+            self.fired = True
+            connections = list(self._connections)
+        for connection in connections:
+            _cut(connection)
+
+    def cancel(self) -> None:
+        with self._lock:
+            self.done = True
+            self._connections.clear()
+
+
+class _Watchdog:
+    """One daemon thread per process that fires the watches whose deadline has passed."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._heap: list[tuple[float, int, _Watch]] = []
+        self._seq = 0
+        self._compact_at = 1024
+        self._thread: threading.Thread | None = None
+
+    def watch(self, deadline: float, watch: _Watch) -> None:
+        with self._cond:
+            self._seq += 1
+            heapq.heappush(self._heap, (deadline, self._seq, watch))
+            if len(self._heap) > self._compact_at:  # drop finished requests' entries
+                self._heap = [entry for entry in self._heap if not entry[2].done]
+                heapq.heapify(self._heap)
+                self._compact_at = max(1024, 2 * len(self._heap))
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="request-deadline",
+                                                daemon=True)
+                self._thread.start()
+            elif self._heap[0][2] is watch:
+                self._cond.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while self._heap and self._heap[0][2].done:
+                    heapq.heappop(self._heap)
+                if not self._heap:
+                    self._cond.wait(5.0)
+                    continue
+                wait = self._heap[0][0] - time.monotonic()
+                if wait > 0:
+                    self._cond.wait(wait)
+                    continue
+                _, _, due = heapq.heappop(self._heap)
+            due.fire()
+
+
+_WATCHDOG = _Watchdog()
+
+
+def _cut(connection: HTTPConnection) -> None:
+    sock = getattr(connection, "sock", None)
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+
+class _Watched:
+    """Connection mix-in: a connection used by a request joins that request's watch."""
+
+    def _join_watch(self) -> None:
+        watch = getattr(_current, "watch", None)
+        if watch is not None:
+            watch.attach(self)
+
+    def connect(self) -> None:
+        super().connect()  # type: ignore[misc]
+        self._join_watch()
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        self._join_watch()
+        super().request(*args, **kwargs)  # type: ignore[misc]
+
+
+class _WatchedHTTPConnection(_Watched, HTTPConnection):
+    pass
+
+
+class _WatchedHTTPSConnection(_Watched, HTTPSConnection):
+    pass
+
+
+class _WatchedHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
+
+class _WatchedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
+
+
+_WATCHED_POOLS = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
+
+
+class _WatchedAdapter(HTTPAdapter):
+    """An adapter whose connections (direct or through a proxy) obey the request deadline."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)  # type: ignore[no-untyped-call]
+        self.poolmanager.pool_classes_by_scheme = _WATCHED_POOLS
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)  # type: ignore[no-untyped-call]
+        manager.pool_classes_by_scheme = _WATCHED_POOLS
+        return manager
+
+
 # ----- parsing helpers --------------------------------------------------------------------------
 def _ms_since(started: float) -> float:
     return (time.perf_counter() - started) * 1000.0
@@ -239,6 +425,20 @@ def _int(value: Any) -> int | None:
         return int(value)
     except (TypeError, ValueError):
         return None
+
+
+def _event_index(error: dict[str, Any]) -> int | None:
+    """``error_data.event_index``, with ``error_data`` an object or a JSON string."""
+    data = error.get("error_data")
+    if isinstance(data, str):
+        try:
+            data = json.loads(data)
+        except ValueError:
+            return None
+    if not isinstance(data, dict):
+        return None
+    index = _int(data.get("event_index"))
+    return index if index is not None and index >= 0 else None
 
 
 def _error_object(body: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -1,9 +1,9 @@
 """Upload progress, driven from the driver by Spark accumulators and the status tracker.
 
-Tasks add their delivered / failed / rejected event counts to accumulators; the driver polls
-them (PySpark merges a task's accumulator updates when the task ends) together with the status
-tracker's task counts, and prints a live line on a terminal or a plain line every
-``log_every`` seconds in logs. No data is collected to do it.
+Tasks add their delivered / failed / rejected event counts and their retried requests to
+accumulators; the driver polls them (PySpark merges a task's accumulator updates when the task
+ends) together with the status tracker's task counts, and prints a live line on a terminal or a
+plain line every ``log_every`` seconds in logs. No data is collected to do it.
 """
 
 from __future__ import annotations
@@ -44,14 +44,15 @@ class UploadProgress:
         self.delivered = sc.accumulator(0)
         self.failed = sc.accumulator(0)
         self.rejected = sc.accumulator(0)
+        self.retries = sc.accumulator(0)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._started = 0.0
         self.lines: list[str] = []
 
     def accumulators(self) -> tuple[Any, ...]:
-        """What the tasks add to: (delivered, failed, rejected) event counts."""
-        return self.delivered, self.failed, self.rejected
+        """What the tasks add to: (delivered, failed, rejected) event counts, retries."""
+        return self.delivered, self.failed, self.rejected, self.retries
 
     def tasks(self) -> tuple[int, int]:
         """(completed, total) tasks of the run's newest stage."""
@@ -78,7 +79,8 @@ class UploadProgress:
         tasks_done, tasks = self.tasks()
         pct = 100.0 * (done + failures) / self.total if self.total else 100.0
         return (f"upload {done:,}/{self.total:,} delivered ({pct:5.1f}%), "
-                f"{rate:,.0f} events/s, failures {failures:,}, tasks {tasks_done}/{tasks}, "
+                f"{rate:,.0f} events/s, failures {failures:,}, retries {self.retries.value:,}, "
+                f"tasks {tasks_done}/{tasks}, "
                 f"ETA {format_eta(eta)}")
 
     def _emit(self, text: str, final: bool = False) -> None:

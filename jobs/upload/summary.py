@@ -31,7 +31,12 @@ class PartitionSummary:
     rejected: int = 0
     failed: int = 0
     requests: int = 0
+    retries: int = 0
+    unconfirmed_replies: int = 0  # 2xx replies not a JSON object or with a short count
+    connection_errors: int = 0  # requests that got no HTTP reply
     token_rejected: bool = False
+    dataset_rejected: bool = False  # code 100 subcode 33: the dataset id or permissions
+    endpoint_unreachable: bool = False  # the circuit breaker tripped
     skipped_from_earlier_attempts: int = 0
     errors: dict[int, ErrorSummary] = field(default_factory=dict)
 
@@ -59,6 +64,11 @@ class Selection:
         return self.payloads - self.already_delivered - self.not_selected
 
 
+_COUNTS = ("delivered", "rejected", "failed", "requests", "retries", "unconfirmed_replies",
+           "connection_errors")
+_STOPS = ("token_rejected", "dataset_rejected", "endpoint_unreachable")
+
+
 @dataclass(frozen=True)
 class UploadSummary:
     """The whole upload stage: the selection and every task's outcomes added up."""
@@ -70,24 +80,39 @@ class UploadSummary:
     requests: int = 0
     token_rejected: bool = False
     errors: tuple[ErrorSummary, ...] = ()
+    retries: int = 0
+    unconfirmed_replies: int = 0
+    connection_errors: int = 0
+    dataset_rejected: bool = False
+    endpoint_unreachable: bool = False
 
     @classmethod
     def combine(cls, selection: Selection,
                 partitions: Iterable[PartitionSummary]) -> UploadSummary:
-        delivered = rejected = failed = requests = 0
-        token_rejected = False
+        sums = dict.fromkeys(_COUNTS, 0)
+        flags = dict.fromkeys(_STOPS, False)
         errors: dict[int, ErrorSummary] = {}
         for p in partitions:
-            delivered += p.delivered
-            rejected += p.rejected
-            failed += p.failed
-            requests += p.requests
-            token_rejected |= p.token_rejected
+            for name in _COUNTS:
+                sums[name] += getattr(p, name)
+            for name in _STOPS:
+                flags[name] |= getattr(p, name)
             for code, e in p.errors.items():
                 agg = errors.setdefault(code, ErrorSummary(code, 0, e.example))
                 agg.events += e.events
-        return cls(selection, delivered, rejected, failed, requests, token_rejected,
-                   tuple(sorted(errors.values(), key=lambda e: -e.events)))
+        return cls(selection, delivered=sums["delivered"], rejected=sums["rejected"],
+                   failed=sums["failed"], requests=sums["requests"],
+                   token_rejected=flags["token_rejected"],
+                   errors=tuple(sorted(errors.values(), key=lambda e: -e.events)),
+                   retries=sums["retries"], unconfirmed_replies=sums["unconfirmed_replies"],
+                   connection_errors=sums["connection_errors"],
+                   dataset_rejected=flags["dataset_rejected"],
+                   endpoint_unreachable=flags["endpoint_unreachable"])
+
+    @property
+    def stopped(self) -> bool:
+        """A task stopped early (token, dataset, circuit breaker): some events are unsent."""
+        return self.token_rejected or self.dataset_rejected or self.endpoint_unreachable
 
     @property
     def not_attempted(self) -> int:
@@ -95,9 +120,9 @@ class UploadSummary:
 
     @property
     def reconciles(self) -> bool:
-        """Every selected event has an outcome (a stop on a rejected token leaves some
-        unsent, which the run reports instead)."""
-        return self.not_attempted >= 0 and (self.token_rejected or self.not_attempted == 0)
+        """Every selected event has an outcome (a stop leaves some unsent, which the run
+        reports instead)."""
+        return self.not_attempted >= 0 and (self.stopped or self.not_attempted == 0)
 
     def delivery(self) -> dict[str, int | bool]:
         """The figures of the report's ``delivery`` section."""
@@ -106,4 +131,5 @@ class UploadSummary:
                 "not_selected": s.not_selected, "to_send": s.to_send,
                 "delivered": self.delivered, "rejected": self.rejected, "failed": self.failed,
                 "not_attempted": self.not_attempted, "requests": self.requests,
-                "reconciles": self.reconciles}
+                "retries": self.retries, "unconfirmed_replies": self.unconfirmed_replies,
+                "connection_errors": self.connection_errors, "reconciles": self.reconciles}

@@ -6,6 +6,7 @@ import json
 import pickle
 import socket
 import threading
+import time
 from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -15,7 +16,8 @@ import pytest
 
 from jobs.config import JobConfig, UploadConfig
 from jobs.upload.graph_client import ApiResponse, GraphClient
-from jobs.upload.sending import DeliveryLimits, send_chunks
+from jobs.upload.sending import DeliveryLimits, Verdict, classify, send_chunks
+from tests.upload import fault_servers as fs
 
 TOKEN = "EAAB-secret-token-xyz789"
 PAYLOADS = ['{"event_name":"Purchase","value":12.50,"x":"é"}', '{"event_name":"AddToCart"}']
@@ -32,7 +34,7 @@ class _Handler(BaseHTTPRequestHandler):
             server.requests.append({"path": self.path, "headers": dict(self.headers.items()),
                                     "body": body, "client": self.client_address})
             status, headers, reply = (server.replies.popleft() if server.replies
-                                      else (200, {}, {"events_received": 1}))
+                                      else (200, {}, {"events_received": _count(body)}))
         if server.hold_seconds:
             server.release.wait(server.hold_seconds)
         data = reply if isinstance(reply, bytes) else json.dumps(reply).encode()
@@ -49,6 +51,14 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, *args: Any) -> None:
         pass
+
+
+def _count(body: bytes) -> int:
+    """The events in a JSON or form request body."""
+    try:
+        return len(json.loads(body)["data"])
+    except ValueError:
+        return len(json.loads(parse_qs(body.decode("ascii"))["data"][0]))
 
 
 class _Server(ThreadingHTTPServer):
@@ -100,7 +110,7 @@ def test_json_body_carries_payloads_verbatim_and_token_only_in_body(server):
     with _client(server, test_event_code="TEST42") as client:
         response = client.post_events(PAYLOADS)
     assert response.http_status == 200
-    assert response.body == {"events_received": 1}
+    assert response.body == {"events_received": 2}
     assert response.error is None and response.code is None
     assert response.latency_ms > 0
     (request,) = server.requests
@@ -285,3 +295,115 @@ def test_concurrent_sender_shares_the_pool(server):
     sent = [p for r in server.requests for p in json.loads(r["body"])["data"]]
     assert sorted(p["i"] for p in sent) == list(range(40))
     assert len({r["client"] for r in server.requests}) <= 4
+
+
+# ----- fault servers: replies that must not pass for a delivery -----------------------------------
+
+#: A token with every character class the wire encodings change.
+ODD_TOKEN = 'EAAB/odd+tok=en&x y%z"q\\é~'
+APP_SECRET = "app-secret-7c1e/+="
+
+
+def test_200_with_text_is_not_a_delivery():
+    with fs.FaultServer(fs.text_200(b"<html>Welcome to the proxy</html>")) as srv, \
+            GraphClient(srv.url, "v24.0", "1234", TOKEN) as client:
+        r = client.post_events(PAYLOADS)
+    assert r.http_status == 200 and r.body is None
+    assert r.error == "HTTP 200, not a JSON object: <html>Welcome to the proxy</html>"
+    assert classify(r, sent=len(PAYLOADS)) is Verdict.UNCONFIRMED
+
+
+@pytest.mark.parametrize("dialect", ["capi", "offline_conversions"])
+def test_200_with_a_short_count_is_not_a_delivery(dialect):
+    with fs.FaultServer(fs.short_count(1)) as srv, \
+            GraphClient(srv.url, "v24.0", "1234", TOKEN) as client:
+        r = client.post_events(PAYLOADS)
+    assert r.http_status == 200 and r.code is None
+    assert classify(r, sent=2, dialect=dialect) is Verdict.UNCONFIRMED
+    assert classify(r, sent=1, dialect=dialect) is Verdict.DELIVERED
+
+
+def test_413_is_a_size_problem():
+    with fs.FaultServer(fs.too_large_above(1)) as srv, \
+            GraphClient(srv.url, "v24.0", "1234", TOKEN) as client:
+        big, small = client.post_events(PAYLOADS), client.post_events(PAYLOADS[:1])
+    assert big.http_status == 413 and classify(big, sent=2) is Verdict.TOO_LARGE
+    assert small.http_status == 200 and classify(small, sent=1) is Verdict.DELIVERED
+
+
+def test_a_trickled_reply_is_bounded_by_the_request_deadline():
+    # 60 bytes at 0.1 s each: every read is well inside the socket timeout, the whole is not.
+    with fs.FaultServer(fs.trickle(0.1)) as srv, \
+            GraphClient(srv.url, "v24.0", "1234", TOKEN, timeout=0.5) as client:
+        started = time.monotonic()
+        r = client.post_events(PAYLOADS)
+        elapsed = time.monotonic() - started
+        assert r.http_status is None and r.body is None
+        assert r.error is not None and "no complete reply within 0.5s" in r.error
+        assert elapsed < 2.5
+        # the connection that was cut is not reused: the next request gets a clean one
+        srv.respond = fs.ok_count
+        assert client.post_events(PAYLOADS).http_status == 200
+
+
+def test_a_trickled_reply_within_the_deadline_arrives_whole():
+    with fs.FaultServer(fs.trickle(0.002)) as srv, \
+            GraphClient(srv.url, "v24.0", "1234", TOKEN, timeout=5) as client:
+        r = client.post_events(PAYLOADS)
+    assert r.http_status == 200 and r.body is not None and r.body["events_received"] == 2
+
+
+def _token_forms(secret: str) -> set[str]:
+    from urllib.parse import quote, quote_plus
+    return {secret, quote(secret), quote(secret, safe=""), quote_plus(secret),
+            json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1],
+            json.dumps(quote_plus(secret))[1:-1]}
+
+
+@pytest.mark.parametrize("body_format", ["json", "form"])
+def test_an_echoed_body_is_redacted_in_every_encoding(body_format):
+    with fs.FaultServer(fs.echo_body()) as srv, \
+            GraphClient(srv.url, "v24.0", "1234", ODD_TOKEN, body_format=body_format,
+                        app_secret=APP_SECRET) as client:
+        r = client.post_events(PAYLOADS)
+        proof = srv.requests[0].fields["appsecret_proof"]
+    assert r.code == 12345 and "Cannot parse request body" in (r.message or "")
+    text = repr(r)
+    assert "[redacted]" in text
+    for secret in (ODD_TOKEN, APP_SECRET, proof):
+        for form in _token_forms(secret):
+            assert form not in text, (secret, form)
+
+
+def test_appsecret_proof_is_sent_in_the_body():
+    import hashlib
+    import hmac
+    expected = hmac.new(APP_SECRET.encode(), TOKEN.encode(), hashlib.sha256).hexdigest()
+    with fs.FaultServer(fs.ok_count) as srv:
+        for body_format in ("json", "form"):
+            with GraphClient(srv.url, "v24.0", "1234", TOKEN, body_format=body_format,
+                             app_secret=APP_SECRET) as client:
+                assert client.post_events(PAYLOADS).http_status == 200
+                assert APP_SECRET not in repr(client) and expected not in repr(client)
+        with GraphClient(srv.url, "v24.0", "1234", TOKEN) as client:
+            client.post_events(PAYLOADS)
+    json_req, form_req, plain_req = srv.requests
+    for request in (json_req, form_req):
+        assert request.fields["appsecret_proof"] == expected
+        assert expected not in request.path and APP_SECRET not in request.body.decode()
+    assert "appsecret_proof" not in plain_req.fields
+
+
+def test_error_data_event_index_is_read():
+    replies = [{"error_data": {"event_index": 1}}, {"error_data": json.dumps({"event_index": 0})},
+               {"error_data": "not json"}]
+
+    def respond(request: fs.Request) -> fs.Reply:
+        extra = replies.pop(0)
+        return fs.Reply(400, {"error": {"message": "Invalid parameter", "code": 100,
+                                        "fbtrace_id": "I", **extra}})
+
+    with fs.FaultServer(respond) as srv, \
+            GraphClient(srv.url, "v24.0", "1234", TOKEN) as client:
+        got = [client.post_events(PAYLOADS).event_index for _ in range(3)]
+    assert got == [1, 0, None]

@@ -128,7 +128,12 @@ def by_key(outcomes: list[Outcome]) -> dict[str, Outcome]:
 # ----- classification -----------------------------------------------------------------------------
 @pytest.mark.parametrize(("response", "verdict"), [
     (ok(3), Verdict.DELIVERED),
-    (ApiResponse(http_status=200), Verdict.DELIVERED),
+    (ApiResponse(http_status=200, body={}), Verdict.DELIVERED),  # no count: see below
+    (ApiResponse(http_status=200), Verdict.UNCONFIRMED),  # no JSON body
+    (err(413, None), Verdict.TOO_LARGE),
+    (err(413, 1), Verdict.TOO_LARGE),
+    (err(400, 100, subcode=33), Verdict.DATASET),
+    (err(400, 100, subcode=2804003), Verdict.INVALID),
     (err(None), Verdict.RETRY),
     (err(500), Verdict.RETRY),
     (err(503, None), Verdict.RETRY),
@@ -381,11 +386,11 @@ def test_retries_exhausted_is_failed_with_the_last_error():
                                                (12345, "rejected")])
 def test_no_retry_for_permanent_errors(code, status):
     sleeps = Sleeps()
-    client = FakeClient(lambda p, n: err(400, code, subcode=33, message=f"error {code}"))
+    client = FakeClient(lambda p, n: err(400, code, subcode=7, message=f"error {code}"))
     outcomes = run(events(1), client, limits(sleeps))
     assert len(client.calls) == 1 and sleeps == []
     (o,) = outcomes
-    assert (o.status, o.error_code, o.error_subcode, o.http_status) == (status, code, 33, 400)
+    assert (o.status, o.error_code, o.error_subcode, o.http_status) == (status, code, 7, 400)
     assert o.error_message == f"error {code}" and o.fbtrace_id == f"FB{code}"
     assert o.events_received is None
 
@@ -615,3 +620,267 @@ def test_limits_pickle_for_shipping_to_tasks():
     copy = pickle.loads(pickle.dumps(lim))
     assert (copy.chunk_size, copy.rate_limit_per_second, copy.retry.max_attempts) == (
         lim.chunk_size, 4.0, lim.retry.max_attempts)
+
+
+# ----- a 200 that does not confirm the events ---------------------------------------------------
+def test_classify_checks_the_count_against_the_events_sent():
+    assert classify(ok(5), sent=5) is Verdict.DELIVERED
+    assert classify(ok(6), sent=5) is Verdict.DELIVERED
+    assert classify(ok(4), sent=5) is Verdict.UNCONFIRMED
+    assert classify(ApiResponse(http_status=200, body={"fbtrace_id": "X"}), sent=5) \
+        is Verdict.UNCONFIRMED  # a success body that names no count
+    legacy = ok(4, "num_processed_entries")
+    assert classify(legacy, sent=4, dialect="offline_conversions") is Verdict.DELIVERED
+    assert classify(legacy, sent=5, dialect="offline_conversions") is Verdict.UNCONFIRMED
+
+
+def test_a_200_with_text_is_retried_then_failed_with_the_reply():
+    sleeps = Sleeps()
+    text = ApiResponse(http_status=200, error="HTTP 200, not a JSON object: <html>proxy</html>",
+                       latency_ms=3.0)
+    client = FakeClient(lambda p, n: text)
+    sender = ChunkSender(client, limits(sleeps))
+    (o,) = list(sender.send(events(5)))
+    assert (o.status, o.attempts, o.http_status, o.events_received) == ("failed", 4, 200, None)
+    assert o.error_message is not None and "<html>proxy</html>" in o.error_message
+    assert len(sleeps) == 3
+    assert sender.stats["unconfirmed_replies"] == 4 and sender.stats["retries"] == 3
+
+
+@pytest.mark.parametrize(("dialect", "key"), [("capi", "events_received"),
+                                              ("offline_conversions", "num_processed_entries")])
+def test_a_short_count_is_retried_then_failed(dialect, key):
+    client = FakeClient(lambda p, n: ok(len(p) - 1, key))
+    sender = ChunkSender(client, limits(dialect=dialect))
+    outcomes = list(sender.send(events(12)))
+    assert [(o.status, o.event_count, o.attempts) for o in outcomes] == [
+        ("failed", 10, 4), ("failed", 2, 4)]
+    assert "confirms 9 of 10 events" in (outcomes[0].error_message or "")
+    assert key in (outcomes[0].error_message or "")
+    assert sender.stats["unconfirmed_replies"] == 8
+
+
+def test_a_short_count_then_a_full_one_is_delivered():
+    client = FakeClient(scripted(ok(3)))
+    (o,) = run(events(5), client, limits())
+    assert (o.status, o.attempts, o.events_received) == ("delivered", 2, 5)
+
+
+def test_an_unconfirmed_reply_message_is_truncated_and_redacted():
+    class Redacting(FakeClient):
+        def redact(self, text: str) -> str:
+            return text.replace("SECRET", "[redacted]")
+
+    body = {"events_received": 0, "note": "SECRET " + "x" * 5000}
+    client = Redacting(lambda p, n: ApiResponse(http_status=200, body=body))
+    (o,) = run(events(2), client, limits())
+    assert o.status == "failed" and "SECRET" not in (o.error_message or "")
+    assert "[redacted]" in (o.error_message or "") and len(o.error_message or "") <= 1000
+
+
+# ----- 413: a size problem -----------------------------------------------------------------------
+def test_413_splits_the_chunk_and_delivers_everything():
+    def respond(payloads: tuple[str, ...], n: int) -> ApiResponse:
+        return err(413, None, message=None) if len(payloads) > 3 else ok(len(payloads))
+
+    client = FakeClient(respond)
+    sender = ChunkSender(client, limits(chunk_size=10))
+    outcomes = list(sender.send(events(20)))
+    mapping = by_key(outcomes)
+    assert set(mapping) == {f"k{i}" for i in range(20)}
+    assert all(o.status == "delivered" for o in outcomes)
+    assert max(len(c) for c in client.calls if c) <= 10
+    assert sum(o.attempts for o in outcomes) == len(client.calls)
+    assert sender.stats["size_splits"] > 0 and sender.stats["isolated_rejections"] == 0
+
+
+def test_413_on_a_single_event_rejects_only_that_event():
+    def respond(payloads: tuple[str, ...], n: int) -> ApiResponse:
+        if any(key_of(p) == "k5" for p in payloads):
+            return err(413, None, message=None)
+        return ok(len(payloads))
+
+    client = FakeClient(respond)
+    outcomes = run(events(8), client, limits(chunk_size=8))
+    mapping = by_key(outcomes)
+    assert mapping["k5"].status == "rejected" and mapping["k5"].event_keys == ("k5",)
+    assert "413" in (mapping["k5"].error_message or "")
+    assert all(mapping[f"k{i}"].status == "delivered" for i in range(8) if i != 5)
+
+
+# ----- circuit breaker --------------------------------------------------------------------------
+class Clock:
+    """A fake monotonic clock that a recorded sleep advances."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def breaker_limits(clock: Clock, seconds: float | None, **kwargs: Any) -> DeliveryLimits:
+    sleeps = Sleeps()
+
+    def sleep(s: float) -> None:
+        sleeps.append(s)
+        clock.now += s
+
+    kwargs.setdefault("retry", RetryPolicy(max_attempts=1000, base_seconds=1.0, max_seconds=8.0,
+                                           rng=random.Random(3)))
+    return DeliveryLimits(chunk_size=10, max_in_flight=1, sleep=sleep, clock=clock,
+                          circuit_breaker_seconds=seconds, **kwargs)
+
+
+def test_circuit_breaker_stops_the_task_when_every_request_fails_to_connect():
+    clock = Clock()
+
+    def respond(payloads: tuple[str, ...], n: int) -> ApiResponse:
+        clock.now += 0.5  # each attempt takes half a second to fail
+        return err(None)
+
+    pulled = [0]
+
+    def source() -> Iterator[tuple[str, str]]:
+        for e in events(500):
+            pulled[0] += 1
+            yield e
+
+    client = FakeClient(respond)
+    sender = ChunkSender(client, breaker_limits(clock, 30.0))
+    outcomes = list(sender.send(source()))
+    assert outcomes == []  # nothing final: the events stay unsent for a later run
+    assert sender.stop_reason == "endpoint" and not sender.stopped_by_token
+    assert "30" in (sender.stop_message or "") and "connection" in (sender.stop_message or "")
+    assert 30 <= clock.now - 1000.0 < 40  # stopped at the breaker's time, not after 1000 tries
+    assert pulled[0] <= 20
+    assert sender.stats["connection_errors"] == len(client.calls)
+    assert sender.stats["retries"] == len(client.calls) - 1
+
+
+def test_any_reply_resets_the_breaker():
+    clock = Clock()
+
+    def respond(payloads: tuple[str, ...], n: int) -> ApiResponse:
+        clock.now += 5
+        return err(503) if n % 4 == 3 else err(None)  # a 503 now and then: the host is up
+
+    lim = breaker_limits(clock, 30.0, retry=RetryPolicy(max_attempts=40, base_seconds=1.0,
+                                                        max_seconds=8.0))
+    sender = ChunkSender(FakeClient(respond), lim)
+    (o,) = list(sender.send(events(3)))
+    assert o.status == "failed" and o.attempts == 40
+    assert sender.stop_reason is None
+
+
+def test_no_breaker_when_disabled():
+    clock = Clock()
+    lim = breaker_limits(clock, None, retry=RetryPolicy(max_attempts=30, base_seconds=10,
+                                                        max_seconds=60))
+    sender = ChunkSender(FakeClient(lambda p, n: err(None)), lim)
+    (o,) = list(sender.send(events(3)))
+    assert o.status == "failed" and o.attempts == 30 and sender.stop_reason is None
+
+
+# ----- request-level 100/33: the dataset or the token's permissions ----------------------------
+def test_dataset_rejected_stops_the_task_after_one_request_and_rejects_nothing():
+    message = ("Unsupported post request. Object with ID '555' does not exist, cannot be loaded "
+               "due to missing permissions, or does not support this operation")
+    client = FakeClient(lambda p, n: err(400, 100, subcode=33, message=message))
+    sender = ChunkSender(client, limits(chunk_size=10, max_in_flight=4))
+    outcomes = list(sender.send(events(300)))
+    assert len(client.calls) == 1
+    (o,) = outcomes
+    assert (o.status, o.error_code, o.error_subcode) == ("failed", 100, 33)
+    assert sender.stop_reason == "dataset" and not sender.stopped_by_token
+    assert "does not exist" in (sender.stop_message or "")
+    assert not any(x.status == "rejected" for x in outcomes)
+
+
+# ----- isolation: Meta's pointers first, then a bounded bisection -------------------------------
+@pytest.mark.parametrize("index_where", ["event_index", "message"])
+def test_isolation_reads_the_event_index(index_where):
+    bad = {"k3", "k8"}
+
+    def respond(payloads: tuple[str, ...], n: int) -> ApiResponse:
+        hits = [i for i, p in enumerate(payloads) if key_of(p) in bad]
+        if not hits:
+            return ok(len(payloads))
+        if index_where == "event_index":
+            return ApiResponse(http_status=400, code=100, subcode=2804003,
+                               message="Invalid parameter", fbtrace_id="E",
+                               event_index=hits[0])
+        return err(400, 100, subcode=2804003, message=f"Invalid parameter (data[{hits[0]}])")
+
+    client = FakeClient(respond)
+    outcomes = run(events(10), client, limits(chunk_size=10))
+    _check_isolation(outcomes, client, 10, bad)
+    assert len(client.calls) == 3  # no bisection: one request per named event, then the rest
+
+
+def test_bisection_has_a_request_budget_per_chunk():
+    client = FakeClient(lambda p, n: err(400, 100, subcode=2804016, message="Invalid parameter",
+                                         user_message="user_data keys not hashed"))
+    sender = ChunkSender(client, limits(chunk_size=64, isolation_max_requests=10))
+    outcomes = list(sender.send(events(128)))
+    mapping = by_key(outcomes)
+    assert set(mapping) == {f"k{i}" for i in range(128)}
+    # per chunk: the first request and at most the budget
+    assert len(client.calls) <= 2 * (1 + 10)
+    failed = [o for o in outcomes if o.status == "failed"]
+    rejected = [o for o in outcomes if o.status == "rejected"]
+    assert failed and sum(o.event_count for o in failed) + len(rejected) == 128
+    assert all(o.event_count == 1 for o in rejected)
+    for o in failed:
+        assert o.error_code == 100 and "user_data keys not hashed" in (o.error_message or "")
+        assert "isolation" in (o.error_message or "")
+    assert sum(o.attempts for o in outcomes) == len(client.calls)
+    assert sender.stats["unisolated_events"] == sum(o.event_count for o in failed)
+
+
+def test_limits_from_config_carry_the_breaker_and_the_budget():
+    config = JobConfig(upload=UploadConfig(circuit_breaker_seconds=12, isolation_max_requests=7))
+    lim = DeliveryLimits.from_config(config)
+    assert (lim.circuit_breaker_seconds, lim.isolation_max_requests) == (12, 7)
+    off = DeliveryLimits.from_config(JobConfig(upload=UploadConfig(circuit_breaker_seconds=0)))
+    assert off.circuit_breaker_seconds is None
+
+
+def test_a_tripped_breaker_makes_later_tasks_of_the_process_stop_after_one_probe():
+    from jobs.upload import sending
+
+    class UrlClient(FakeClient):
+        url = "http://127.0.0.1:9/v24.0/1/events"
+
+    clock = Clock()
+
+    def down(payloads: tuple[str, ...], n: int) -> ApiResponse:
+        clock.now += 1
+        return err(None)
+
+    try:
+        first = ChunkSender(UrlClient(down), breaker_limits(clock, 10.0))
+        assert list(first.send(events(30))) == [] and first.stop_reason == "endpoint"
+        probe = UrlClient(down)
+        second = ChunkSender(probe, breaker_limits(clock, 10.0))
+        assert list(second.send(events(30))) == [] and second.stop_reason == "endpoint"
+        assert len(probe.calls) == 1  # one probe request, not another 10 s of retries
+        back = UrlClient()  # the endpoint is back: the first reply closes the circuit
+        third = ChunkSender(back, breaker_limits(clock, 10.0))
+        assert [o.status for o in third.send(events(30))] == ["delivered"] * 3
+        assert UrlClient.url not in sending._OPEN_CIRCUITS
+    finally:
+        sending._OPEN_CIRCUITS.clear()
+
+
+def test_a_timeout_counts_for_the_breaker_from_when_the_request_was_sent():
+    clock = Clock()
+
+    def hang(payloads: tuple[str, ...], n: int) -> ApiResponse:
+        clock.now += 60  # a request that times out after 60 s
+        return err(None)
+
+    client = FakeClient(hang)
+    sender = ChunkSender(client, breaker_limits(clock, 60.0))
+    assert list(sender.send(events(30))) == []
+    assert sender.stop_reason == "endpoint" and len(client.calls) == 1
