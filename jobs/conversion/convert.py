@@ -24,8 +24,10 @@ from jobs.conversion.read import (
     read_lines,
 )
 from jobs.conversion.transform import (
+    EARLY_SKIP_REASONS,
     SKIP_REASONS,
-    classified_events,
+    classify_survivors,
+    early_events,
     payload_rows,
     unique_payloads,
 )
@@ -115,27 +117,36 @@ def convert(spark: SparkSession, config: JobConfig, files: list[str], run_id: st
         F.collect_set(F.when(reason.isNotNull(), F.col("source_file"))).alias("bad_files"),
     )
 
-    classified = classified_events(good_batches(parsed), config, now)
+    # Two observations: the early reasons (no parsing needed) are counted on every event, and
+    # only the events without one go on to the products, value, currency and payload; the late
+    # reasons are counted on those.
+    early = early_events(good_batches(parsed), config, now)
     skip = F.col("skip_reason")
     scope = date_range_filter(config)
     in_scope = scope if scope is not None else F.lit(True)
     event_obs = Observation("events")
-    classified = classified.observe(
+    early = early.observe(
         event_obs,
         F.count(F.lit(1)).alias("events"),
         _count_if(~in_scope, "out_of_range"),
-        *[_count_if(in_scope & (skip == F.lit(r)), f"s_{r}") for r in SKIP_REASONS],
+        *[_count_if(in_scope & (skip == F.lit(r)), f"s_{r}") for r in EARLY_SKIP_REASONS],
         _count_if(in_scope & F.col("email_not_forwarded"), "not_forwarded"),
     )
-    if scope is not None:
-        classified = classified.where(scope)
+    survivors = early.where(skip.isNull() & in_scope)
+    late_obs = Observation("late")
+    late_reasons = [r for r in SKIP_REASONS if r not in EARLY_SKIP_REASONS]
+    classified = classify_survivors(survivors, config).observe(
+        late_obs,
+        F.count(F.lit(1)).alias("survivors"),
+        *[_count_if(skip == F.lit(r), f"s_{r}") for r in late_reasons],
+    )
     unique = unique_payloads(classified, config)
     unique_obs = Observation("payloads")
     unique = unique.observe(unique_obs, F.count(F.lit(1)).alias("payloads"))
     rows = payload_rows(unique, config, run_id)
     ledger.write_payloads(rows, config.table("payloads"))
 
-    lines_m, events_m = line_obs.get, event_obs.get
+    lines_m, events_m = line_obs.get, {**event_obs.get, **late_obs.get}
     counts = ConversionCounts(
         files=len(files),
         input_lines=lines_m["input_lines"],

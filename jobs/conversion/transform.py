@@ -103,55 +103,104 @@ def explode_events(keyed: DataFrame) -> DataFrame:
     ).drop("events")
 
 
-def classify_events(events: DataFrame, config: JobConfig, now: int) -> DataFrame:
-    """Compute every payload field and the skip reason (SPEC §2-§8, except ``duplicate``).
+#: Columns of every classified event that come from the batch (keys, LDU, identity).
+_BATCH_COLUMNS = ("source_file", "line_digest", "position", "email_not_forwarded",
+                  "batch_identity", *KEY_COLUMNS, "ldu", "ldu_us", "ldu_ca")
+#: The six skip reasons that need no parsing of amounts, products or currency (SPEC §8 order).
+EARLY_SKIP_REASONS = SKIP_REASONS[:6]
 
-    ``now`` is the run's reference time in epoch seconds.
+
+def early_reasons(events: DataFrame, config: JobConfig, now: int) -> DataFrame:
+    """Exploded events → the event name, the event time and the first six skip reasons of
+    SPEC §8 (``non_commerce`` ... ``too_old``: none needs amounts, products or currency) as
+    ``skip_reason`` (null = the event goes on to :func:`classify_survivors`).
+
+    The event's fields that later rules read are taken out of the ``event`` struct here, so the
+    struct itself is not carried (copied) from projection to projection. ``now`` is the run's
+    reference time in epoch seconds.
     """
     d = F.col("event.data")
     pa = d["product_action"]
-    # Higher-order functions run outside Spark's generated code and are not shared between
-    # expressions: each product is parsed once, and the value summed once, in projections of
-    # their own (both are read twice below).
-    events = events.withColumn("_products", commerce.parse_products(pa["products"]))
-    events = events.withColumn("_value", commerce.event_value_parsed(
-        pa["total_amount"], F.col("_products"), config.mapping.value_mode))
-    products = F.col("_products")
-    value = F.col("_value")
-    name = commerce.event_name(pa["action"], config.event_names)
-    seconds = commerce.event_time(d["timestamp_unixtime_ms"])
+    # The name and the time are read by several reasons: each in a projection of its own, so
+    # it is computed once per event.
+    events = events.select(
+        *_BATCH_COLUMNS,
+        F.col("event.event_type").alias("_event_type"),
+        pa.isNotNull().alias("_has_product_action"),
+        commerce.event_name(pa["action"], config.event_names).alias("event_name"),
+        commerce.event_time(d["timestamp_unixtime_ms"]).alias("event_time"),
+        d["source_message_id"].alias("_source_message_id"),
+        d["event_id"].alias("_mparticle_event_id"),
+        d["currency_code"].alias("_currency_code"),
+        d["custom_attributes"].alias("custom_attributes"),
+        pa["transaction_id"].alias("_transaction_id"),
+        pa["total_amount"].alias("_total_amount"),
+        pa["products"].alias("_raw_products"),
+    )
+    seconds = F.col("event_time")
     oldest = now - config.mapping.max_event_age_days * 86400
-    any_key = F.greatest(*[F.col(k).isNotNull() for k in KEY_COLUMNS])
     reason = (
-        F.when(F.coalesce(F.col("event.event_type"), F.lit("")) != "commerce_event",
+        F.when(F.coalesce(F.col("_event_type"), F.lit("")) != "commerce_event",
                F.lit("non_commerce"))
-        .when(pa.isNull(), F.lit("no_product_action"))
-        .when(name.isNull(), F.lit("unmapped_action"))
+        .when(~F.col("_has_product_action"), F.lit("no_product_action"))
+        .when(F.col("event_name").isNull(), F.lit("unmapped_action"))
         .when(seconds.isNull(), F.lit("missing_timestamp"))
         .when(seconds > F.lit(now + 60), F.lit("future_time"))
         .when(seconds < F.lit(oldest), F.lit("too_old"))
-        .when(commerce.has_invalid_amount_parsed(pa["total_amount"], products),
-              F.lit("invalid_amount"))
-        .when(commerce.is_invalid_currency(d["currency_code"]), F.lit("invalid_currency"))
+    )
+    return events.select("*", reason.alias("skip_reason")).drop(
+        "_event_type", "_has_product_action")
+
+
+def classify_survivors(early: DataFrame, config: JobConfig) -> DataFrame:
+    """Events from :func:`early_reasons` → every payload field and the full skip reason (SPEC
+    §2-§8, except ``duplicate``): the early reason when there is one, else the first of
+    ``invalid_amount`` ... ``no_match_keys``.
+
+    Meant for the events without an early reason (the conversion filters them first, so the
+    products, value, contents, currency and event id are computed for those only); on other
+    events the fields are computed too and the early reason is kept.
+    """
+    # Higher-order functions run outside Spark's generated code and are not shared between
+    # expressions: each product is parsed once, and the value summed once, in projections of
+    # their own (both are read twice below).
+    events = early.withColumn("_products", commerce.parse_products(F.col("_raw_products")))
+    events = events.withColumn("_value", commerce.event_value_parsed(
+        F.col("_total_amount"), F.col("_products"), config.mapping.value_mode))
+    products = F.col("_products")
+    value = F.col("_value")
+    name = F.col("event_name")
+    any_key = F.greatest(*[F.col(k).isNotNull() for k in KEY_COLUMNS])
+    late_reason = (
+        F.when(commerce.has_invalid_amount_parsed(F.col("_total_amount"), products),
+               F.lit("invalid_amount"))
+        .when(commerce.is_invalid_currency(F.col("_currency_code")), F.lit("invalid_currency"))
         .when((name == F.lit("Purchase")) & ~F.coalesce(value > 0, F.lit(False)),
               F.lit("purchase_without_value"))
         .when(~any_key, F.lit("no_match_keys"))
     )
     return events.select(
         "source_file", "line_digest", "position", "email_not_forwarded",
-        name.alias("event_name"),
-        seconds.alias("event_time"),
-        commerce.event_id(d["source_message_id"], d["event_id"], F.col("batch_identity"),
-                          F.col("position")).alias("event_id"),
+        "event_name", "event_time",
+        commerce.event_id(F.col("_source_message_id"), F.col("_mparticle_event_id"),
+                          F.col("batch_identity"), F.col("position")).alias("event_id"),
         commerce.sendable_value(value).alias("value"),
-        commerce.currency_code(d["currency_code"], config.mapping.default_currency)
+        commerce.currency_code(F.col("_currency_code"), config.mapping.default_currency)
         .alias("currency"),
         commerce.contents_parsed(products, config.dialect).alias("contents"),
-        blank_to_null(pa["transaction_id"]).alias("order_id"),
-        d["custom_attributes"].alias("custom_attributes"),
+        blank_to_null(F.col("_transaction_id")).alias("order_id"),
+        "custom_attributes",
         *KEY_COLUMNS, "ldu", "ldu_us", "ldu_ca",
-        reason.alias("skip_reason"),
+        F.coalesce(F.col("skip_reason"), late_reason).alias("skip_reason"),
     )
+
+
+def classify_events(events: DataFrame, config: JobConfig, now: int) -> DataFrame:
+    """Compute every payload field and the skip reason (SPEC §2-§8, except ``duplicate``).
+
+    ``now`` is the run's reference time in epoch seconds.
+    """
+    return classify_survivors(early_reasons(events, config, now), config)
 
 
 def payload_column(config: JobConfig) -> Column:
@@ -171,11 +220,22 @@ def payload_column(config: JobConfig) -> Column:
 
 
 def with_payloads(classified: DataFrame, config: JobConfig) -> DataFrame:
-    """Add ``event_key`` and ``payload`` to the events that are not skipped."""
+    """Add ``event_key`` and ``payload`` (null for skipped events) to every classified event."""
     convertible = F.col("skip_reason").isNull()
     return classified.withColumn(
         "event_key", F.concat_ws("|", F.col("event_id"), F.col("event_name"))
     ).withColumn("payload", F.when(convertible, payload_column(config)))
+
+
+def _payloads_of_convertible(convertible: DataFrame, config: JobConfig) -> DataFrame:
+    """Add ``event_key`` and ``payload`` to events that are all convertible (already filtered).
+
+    The payload is built unconditionally: under a ``when`` Spark would not share its repeated
+    pieces (the ``to_json`` objects) through common-subexpression elimination.
+    """
+    return convertible.withColumn(
+        "event_key", F.concat_ws("|", F.col("event_id"), F.col("event_name"))
+    ).withColumn("payload", payload_column(config))
 
 
 def drop_duplicates(convertible: DataFrame) -> DataFrame:
@@ -189,19 +249,24 @@ def drop_duplicates(convertible: DataFrame) -> DataFrame:
     )
 
 
+def early_events(batches: DataFrame, config: JobConfig, now: int) -> DataFrame:
+    """Parsed batches → one row per event with its early skip reason (:func:`early_reasons`)."""
+    return (batches.transform(batch_keys, config)
+            .transform(explode_events)
+            .transform(early_reasons, config, now))
+
+
 def classified_events(batches: DataFrame, config: JobConfig, now: int) -> DataFrame:
     """Parsed batches → one classified row per event: every payload field and its skip reason
     (SPEC §2-§8, except ``duplicate``). ``now`` is the run's reference time in epoch seconds."""
-    return (batches.transform(batch_keys, config)
-            .transform(explode_events)
-            .transform(classify_events, config, now))
+    return early_events(batches, config, now).transform(classify_survivors, config)
 
 
 def unique_payloads(classified: DataFrame, config: JobConfig) -> DataFrame:
     """Classified events → the events to send, with ``event_key`` and ``payload``, one copy per
     ``event_key`` (the ``duplicate`` reason of SPEC §8)."""
     return (classified.where(F.col("skip_reason").isNull())
-            .transform(with_payloads, config)
+            .transform(_payloads_of_convertible, config)
             .transform(drop_duplicates))
 
 

@@ -28,6 +28,11 @@ Figures (ratios of runs measured in one invocation; each a median of ``--reps`` 
   per request, a new connection per request, form-encoded). A first upload sends every payload
   (the emulator rejects a few: reported as context); the measured ones send the accepted ones.
 - P4: peak RSS at 4x the base input / at 1x.
+- P6: the user's view, whole processes with cold JVMs: ``python -m jobs.backfill --dry-run``
+  (``local[2]``) against :mod:`jobs.tools.python_baseline`, a plain single-process Python
+  implementation of the same SPEC rules (one core), on gzipped dumps of ``--compare-events``
+  events and of four times that. Both write the payloads; their payload and skip counts are
+  compared (they must agree).
 - P5: dry-run time at 4x / at 1x (1x and 2x are the base and twice the base; the 2x run, a
   middle point that no ratio uses, runs once unless ``--reps-2x`` says otherwise, which keeps
   the default run under ten minutes on two cores).
@@ -44,6 +49,7 @@ import http.client
 import json
 import os
 import platform
+import re
 import shutil
 import statistics
 import subprocess
@@ -72,9 +78,13 @@ SET_ID = "1234567890"
 API_VERSION = "v24.0"
 #: The reference client: Meta's Python business SDK batch uploader with its defaults.
 SDK_EVENTS_PER_REQUEST = 50
-TARGETS = {"p1_ratio": 1.5, "p3_efficiency": 0.8, "p3_vs_sdk": 10.0, "p4_ratio": 1.2,
+TARGETS = {"p1_ratio": 2.5, "p1_moonshot": 1.5, "p6_ratio": 1.0, "p6_moonshot_4x": 0.5,
+           "p3_efficiency": 0.8, "p3_vs_sdk": 10.0, "p4_ratio": 1.2,
            "p5_ratio": 4.4}
 WORKER_TIMEOUT_S = 1800
+#: P6's base size (the issue's dump: about 1.4M events, 16 gzipped files); 4x is also run.
+COMPARE_EVENTS = 1_400_000
+COMPARE_EVENTS_PER_FILE = 87_500
 
 
 # ----- memory of a process tree -------------------------------------------------------------
@@ -512,11 +522,11 @@ def run_worker(task: dict[str, Any], work: Path) -> dict[str, Any]:
     return result
 
 
-def ensure_dump(root: Path, events: int, files: int) -> dict[str, Any]:
+def ensure_dump(root: Path, events: int, files: int, gzip: bool = False) -> dict[str, Any]:
     """A generated dump of ``events`` events, reused when one with the same settings exists."""
     from jobs.tools.generate_dump import MANIFEST_NAME, Manifest, generate_dump
 
-    folder = root / f"e{events}-f{files}-s{SEED}"
+    folder = root / (f"e{events}-f{files}-s{SEED}" + ("-gz" if gzip else ""))
     wanted = {"events": events, "files": files, "seed": SEED, "reference_time": REFERENCE_TIME}
     manifest = None
     if (folder / MANIFEST_NAME).is_file():
@@ -528,12 +538,89 @@ def ensure_dump(root: Path, events: int, files: int) -> dict[str, Any]:
         _log(f"generating a dump of {events:,} events in {files} files: {folder}")
         started = time.time()
         manifest = generate_dump(folder, events, seed=SEED, reference_time=REFERENCE_TIME,
-                                 files=files, overwrite=True)
+                                 files=files, gzip=gzip, overwrite=True)
         generated_s = round(time.time() - started, 1)
     data_bytes = sum((folder / f["path"]).stat().st_size for f in manifest.files)
     return {"path": str(folder), "events": manifest.events, "generated_events": events,
             "files": files, "bytes": data_bytes, "lines": manifest.input_lines,
             "convertible": manifest.convertible, "generated_s": generated_s}
+
+
+def _job_profile() -> str:
+    """The mapping profile the job applies by default (``extended`` = SPEC §9 when the job has
+    the setting, else ``mparticle``: SPEC §4 keys and §3 contents only)."""
+    from jobs.config import load_config
+
+    mapping = load_config(None, {"input": ["x"], "dry_run": True}).mapping
+    return str(getattr(mapping, "profile", "mparticle"))
+
+
+def _timed_process(cmd: list[str], log_path: Path) -> tuple[float, str]:
+    started = time.time()
+    with open(log_path, "w", encoding="utf-8") as log:
+        proc = subprocess.run(cmd, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=log,
+                              text=True, timeout=WORKER_TIMEOUT_S, check=False)
+    seconds = time.time() - started
+    if proc.returncode != 0:
+        tail = log_path.read_text(encoding="utf-8", errors="replace")[-3000:]
+        raise RuntimeError(f"{cmd[2]} failed (exit {proc.returncode}); log {log_path}:\n{tail}")
+    return round(seconds, 3), proc.stdout
+
+
+def parse_report_counts(text: str) -> dict[str, int]:
+    """The payload and skip counts from the job's printed run report."""
+    counts: dict[str, int] = {}
+    found = re.search(r"candidate events\s+(\d+)\s+= payloads (\d+) \+ skipped (\d+)", text)
+    if found:
+        counts.update(candidate_events=int(found[1]), payloads=int(found[2]),
+                      skipped=int(found[3]))
+    section = text.split("candidate events", 1)[-1]
+    for name, value in re.findall(r"^ {6}([a-z_]+)\s+(\d+)$", section, re.MULTILINE):
+        counts[f"skipped.{name}"] = int(value)
+    return counts
+
+
+def whole_dry_run(dump: dict[str, Any], out: Path, log_path: Path) -> dict[str, Any]:
+    """The job's dry run as a user starts it: one ``python -m jobs.backfill`` process, cold."""
+    cmd = [sys.executable, "-m", "jobs.backfill", "--dry-run", "--input", dump["path"],
+           "--output-dir", str(out), "--reference-time", str(REFERENCE_TIME),
+           "--master", MASTER, "--progress", "off"]
+    seconds, stdout = _timed_process(cmd, log_path)
+    shutil.rmtree(out, ignore_errors=True)
+    return {"process_s": seconds, "counts": parse_report_counts(stdout)}
+
+
+def python_script_run(dump: dict[str, Any], out: Path, log_path: Path,
+                      profile: str) -> dict[str, Any]:
+    """:mod:`jobs.tools.python_baseline` on the same dump: one process, one core."""
+    out.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "jobs.tools.python_baseline", "--input", dump["path"],
+           "--out", str(out / "payloads.jsonl"), "--reference-time", str(REFERENCE_TIME),
+           "--profile", profile]
+    seconds, stdout = _timed_process(cmd, log_path)
+    shutil.rmtree(out, ignore_errors=True)
+    counts = json.loads(stdout.strip().splitlines()[-1])
+    return {"process_s": seconds, "profile": profile,
+            "counts": {k: v for k, v in counts.items()
+                       if k in ("payloads", "skipped", "candidate_events")
+                       or k.startswith("skipped.")}}
+
+
+def compare_with_python(dumps: dict[int, dict[str, Any]], runs_root: Path) -> dict[str, Any]:
+    """P6: whole processes side by side on each dump (job dry run, then the Python script)."""
+    profile = _job_profile()
+    found: dict[str, Any] = {}
+    for scale, dump in dumps.items():
+        name = f"compare-{scale}x"
+        _log(f"{name}: {dump['events']:,} events, job dry run (whole process, cold)")
+        job = whole_dry_run(dump, runs_root / name / "job", runs_root / f"{name}-job.log")
+        _log(f"{name}: job {job['process_s']:.1f} s; the Python script (profile {profile})")
+        script = python_script_run(dump, runs_root / name / "python",
+                                   runs_root / f"{name}-python.log", profile)
+        _log(f"{name}: Python script {script['process_s']:.1f} s")
+        found[f"{scale}x"] = {"events": dump["events"], "bytes": dump["bytes"],
+                              "files": dump["files"], "job": job, "python": script}
+    return found
 
 
 class Emulator:
@@ -694,7 +781,8 @@ def _plan(reps: int, reps_2x: int) -> list[tuple[str, int, int]]:
 
 
 def run_benchmark(events: int, reps: int, work: Path, quick: bool = False,
-                  latency_ms: float = LATENCY_MS, reps_2x: int = 1) -> dict[str, Any]:
+                  latency_ms: float = LATENCY_MS, reps_2x: int = 1,
+                  compare_events: int = COMPARE_EVENTS) -> dict[str, Any]:
     """Run every measurement and return the results (also the JSON written by ``main``)."""
     started = time.time()
     load_before = os.getloadavg()
@@ -723,6 +811,12 @@ def run_benchmark(events: int, reps: int, work: Path, quick: bool = False,
         _log(f"{name}: job " + ", ".join(f"{r['run_s']:.1f}" for r in result["reps"])
              + f" s; process {result['process_s']:.1f} s, peak RSS "
              f"{result['memory_mib']['total']:.0f} MiB")
+    compare_dumps = {
+        scale: ensure_dump(dumps_root, compare_events * scale,
+                           max(2, round(compare_events * scale / COMPARE_EVENTS_PER_FILE)),
+                           gzip=True)
+        for scale in (1, 4)}
+    compare = compare_with_python(compare_dumps, runs_root)
     kept_1x = Path(results["dry-1x"]["reps"][-1]["output_dir"])
     for name in results:  # keep the last 1x run's tables for P3, drop the other outputs
         for out in (runs_root / name).glob("rep-*"):
@@ -755,7 +849,7 @@ def run_benchmark(events: int, reps: int, work: Path, quick: bool = False,
     _log("upload: " + ", ".join(f"{r['delivered']:,} events in {r['send_s']:.1f} s"
                                 for r in upload["reps"]))
 
-    figures = summarize(results, dumps, capacity_runs, sdk_runs, upload, latency_ms)
+    figures = summarize(results, dumps, capacity_runs, sdk_runs, upload, latency_ms, compare)
     return {
         "issue": 4, "started": dt.datetime.fromtimestamp(started, dt.UTC).isoformat(),
         "seconds": round(time.time() - started, 1), "quick": quick, "reps": reps,
@@ -764,15 +858,16 @@ def run_benchmark(events: int, reps: int, work: Path, quick: bool = False,
         "load_average": {"before": [round(x, 2) for x in load_before],
                          "after": [round(x, 2) for x in os.getloadavg()]},
         "dumps": {f"{k}x": v for k, v in dumps.items()}, "figures": figures,
-        "runs": results, "p3_runs": {"capacity": capacity_runs, "sdk_like": sdk_runs,
-                                     "upload": upload},
+        "runs": results, "compare": compare,
+        "p3_runs": {"capacity": capacity_runs, "sdk_like": sdk_runs, "upload": upload},
     }
 
 
 def summarize(results: dict[str, dict[str, Any]], dumps: dict[int, dict[str, Any]],
               capacity_runs: list[dict[str, Any]], sdk_runs: list[dict[str, Any]],
-              upload: dict[str, Any], latency_ms: float) -> dict[str, Any]:
-    """The five figures from the raw runs (medians of the repetitions)."""
+              upload: dict[str, Any], latency_ms: float,
+              compare: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The figures from the raw runs (medians of the repetitions; P6 single whole processes)."""
     def run_s(key: str) -> float:
         return _median([r["run_s"] for r in results[key]["reps"]])
 
@@ -783,7 +878,8 @@ def summarize(results: dict[str, dict[str, Any]], dumps: dict[int, dict[str, Any
     p1 = {"ratio": round(dry4 / floor4, 3), "dry_run_s": dry4, "floor_s": floor4,
           "cold_ratio": round(cold_s("dry-4x") / cold_s("floor-4x"), 3),
           "dry_run_cold_s": cold_s("dry-4x"), "floor_cold_s": cold_s("floor-4x"),
-          "events": dumps[4]["events"], "target": TARGETS["p1_ratio"]}
+          "events": dumps[4]["events"], "target": TARGETS["p1_ratio"],
+          "moonshot": TARGETS["p1_moonshot"]}
 
     median4 = _median_run(results["dry-4x"]["reps"])
     probe = results["dry-4x"].get("read_probe")
@@ -834,7 +930,23 @@ def summarize(results: dict[str, dict[str, Any]], dumps: dict[int, dict[str, Any
           "cold_ratio": round(cold_s("dry-4x") / cold_s("dry-1x"), 3),
           "events": {f"{s}x": dumps[s]["events"] for s in SCALES},
           "target": TARGETS["p5_ratio"]}
-    return {"p1": p1, "p2": p2, "p3": p3, "p4": p4, "p5": p5}
+    figures = {"p1": p1, "p2": p2, "p3": p3, "p4": p4, "p5": p5}
+    if compare:
+        p6: dict[str, Any] = {"target": TARGETS["p6_ratio"],
+                              "moonshot_4x": TARGETS["p6_moonshot_4x"]}
+        for scale, run in compare.items():
+            job, script = run["job"], run["python"]
+            p6[scale] = {
+                "ratio": round(job["process_s"] / script["process_s"], 3),
+                "job_s": job["process_s"], "python_s": script["process_s"],
+                "events": run["events"], "bytes": run["bytes"],
+                "job_payloads": job["counts"].get("payloads"),
+                "python_payloads": script["counts"].get("payloads"),
+                "counts_agree": job["counts"] == script["counts"],
+                "python_profile": script["profile"],
+            }
+        figures["p6"] = p6
+    return figures
 
 
 # ----- the table --------------------------------------------------------------------------------
@@ -844,6 +956,26 @@ def _verdict(value: float, target: float, higher_is_better: bool = False) -> str
         return "met"
     miss = (target / value - 1) if higher_is_better else (value / target - 1)
     return f"missed by {miss:.0%}"
+
+
+def _p6_rows(p6: dict[str, Any] | None) -> list[str]:
+    if not p6:
+        return []
+    rows = []
+    for scale in ("1x", "4x"):
+        if scale not in p6:
+            continue
+        r = p6[scale]
+        target = p6["target"] if scale == "1x" else p6["moonshot_4x"]
+        agree = "counts agree" if r["counts_agree"] else (
+            f"COUNTS DIFFER: payloads {r['job_payloads']} / {r['python_payloads']}")
+        rows.append(
+            f"| P6 cold dry run / Python script, {r['events']:,} events "
+            f"({r['bytes'] / 1e6:,.0f} MB gz), whole processes | {r['ratio']:.2f} "
+            f"({r['job_s']:.1f} s / {r['python_s']:.1f} s; {agree}) | "
+            f"{'<' if scale == '1x' else '≤'} {target}{'' if scale == '1x' else ' (moonshot)'} | "
+            f"{_verdict(r['ratio'], target)} |")
+    return rows
 
 
 def format_table(results: dict[str, Any]) -> str:
@@ -860,9 +992,11 @@ def format_table(results: dict[str, Any]) -> str:
         "",
         "| figure | value | target | result |",
         "|---|---|---|---|",
-        f"| P1 dry run / floor, {p1['events']:,} events | {p1['ratio']:.2f} "
-        f"({p1['dry_run_s']:.1f} s / {p1['floor_s']:.1f} s) | ≤ {p1['target']} | "
+        f"| P1 dry run / floor, {p1['events']:,} events, warm (cold) | {p1['ratio']:.2f} "
+        f"({p1['dry_run_s']:.1f} s / {p1['floor_s']:.1f} s); cold {p1['cold_ratio']:.2f} | "
+        f"≤ {p1['target']} (moonshot {p1.get('moonshot', '-')}) | "
         f"{_verdict(p1['ratio'], p1['target'])} |",
+        *_p6_rows(f.get("p6")),
         f"| P2 dry-run throughput, local[2] | {p2['events_per_s']:,.0f} events/s "
         f"({p2['payloads_per_s']:,.0f} payloads/s) | - | - |",
         f"| P3 upload efficiency (50 ms/request) | {p3['efficiency']:.2f} "
@@ -929,6 +1063,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                     help="where to write the results (default <work-dir>/results.json)")
     ap.add_argument("--reps-2x", type=int, default=1,
                     help="repetitions of the 2x dry run (P5's middle point; default 1)")
+    ap.add_argument("--compare-events", type=int, default=None,
+                    help=f"P6's base dump (gzipped), default {COMPARE_EVENTS:,} events "
+                         f"(--quick: {QUICK_EVENTS:,}); 4x is also run")
     ap.add_argument("--latency-ms", type=float, default=LATENCY_MS,
                     help="emulator latency per request for P3 (default 50)")
     return ap.parse_args(argv)
@@ -946,8 +1083,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     work = Path(args.work_dir).resolve()
     work.mkdir(parents=True, exist_ok=True)
+    compare_events = args.compare_events or (QUICK_EVENTS if args.quick else COMPARE_EVENTS)
     results = run_benchmark(events, reps, work, quick=args.quick, latency_ms=args.latency_ms,
-                            reps_2x=args.reps_2x)
+                            reps_2x=args.reps_2x, compare_events=compare_events)
     table = format_table(results)
     results["table"] = table
     json_path = Path(args.json) if args.json else work / "results.json"
