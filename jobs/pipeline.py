@@ -17,6 +17,7 @@ from jobs import ledger
 from jobs.config import JobConfig
 from jobs.conversion.convert import convert
 from jobs.conversion.listing import InputFile, list_input_files
+from jobs.lease import RunLease
 from jobs.report import RunReport
 from jobs.upload.summary import UploadSummary
 
@@ -34,9 +35,26 @@ def _timestamp(epoch: float) -> dt.datetime:
 
 def run_backfill(spark: SparkSession, config: JobConfig, token: str | None,
                  run_id: str | None = None) -> RunReport:
-    """Run the whole job and return its report (also stored in the ``runs`` table)."""
+    """Run the whole job and return its report (also stored in the ``runs`` table).
+
+    The run holds the staging location's lease (``jobs/lease.py``) from before the listing to
+    after its report is recorded; ``LeaseBusy`` when another live run holds it.
+    """
     started = time.time()
     run_id = run_id or new_run_id(started)
+
+    def lost(message: str) -> None:  # stop sending (the upload fails): another run owns it now
+        spark.sparkContext.cancelJobGroup(run_id)
+
+    lease = RunLease(config.staging_dir, run_id, config.upload.lease_expiry_seconds,
+                     wait=config.upload.wait_for_lease, on_lost=lost)
+    lease.staging.check_reachable()
+    with lease:
+        return _run(spark, config, token, run_id, started)
+
+
+def _run(spark: SparkSession, config: JobConfig, token: str | None, run_id: str,
+         started: float) -> RunReport:
     now = config.reference_time or int(started)
     mode = "dry_run" if config.dry_run else "upload"
     report = RunReport(run_id=run_id, mode=mode, status="running", dialect=config.dialect,
