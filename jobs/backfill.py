@@ -1,7 +1,8 @@
 """Entry point: ``python -m jobs.backfill`` or ``spark-submit jobs/backfill.py``.
 
 args → config (validated before Spark starts) → session → run → report. Exit codes: 0 done,
-1 the run finished with failures, 2 bad settings or input, 3 the access token was rejected.
+1 the run finished with failures, 2 bad settings or input (an unusable staging location too),
+3 the access token was rejected, 4 another live run holds the output's lease (``--wait``).
 """
 
 from __future__ import annotations
@@ -52,6 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="re-send only events whose last outcome failed or was rejected")
     p.add_argument("--force", action="store_true", default=None,
                    help="ignore the ledger and send every payload again")
+    p.add_argument("--wait", action="store_true", default=None,
+                   help="when another run holds the output's lease, wait for it to end "
+                        "(default: refuse with exit code 4)")
     p.add_argument("--master", help="Spark master for the embedded mode (ignored under "
                                     "spark-submit)")
     p.add_argument("--progress", choices=["auto", "bar", "log", "off"])
@@ -78,6 +82,7 @@ def config_from_args(args: argparse.Namespace) -> JobConfig:
         "upload.max_in_flight": args.max_in_flight,
         "upload.retry_failed": args.retry_failed,
         "upload.force": args.force,
+        "upload.wait_for_lease": args.wait,
         "spark.master": args.master,
         "progress": args.progress,
     }
@@ -99,12 +104,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = config_from_args(args)
         from jobs.credentials import read_token
+        from jobs.upload.staging import Staging
 
         token = None if config.dry_run else read_token(config.upload)
+        Staging(config.staging_dir).check_reachable()  # scheme, storage, credentials
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
+    from jobs.lease import LeaseBusy
     from jobs.pipeline import run_backfill  # imports Spark: only after the settings are valid
     from jobs.session import DeltaNotConfigured, get_spark
 
@@ -113,7 +121,14 @@ def main(argv: list[str] | None = None) -> int:
     except DeltaNotConfigured as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    report = run_backfill(spark, config, token)
+    try:
+        report = run_backfill(spark, config, token)
+    except LeaseBusy as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 4
+    except ConfigError as exc:  # the staging location failed after the first check
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     print(report.text(), flush=True)
     return report.exit_code
 
