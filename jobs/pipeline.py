@@ -19,6 +19,7 @@ from jobs.conversion.convert import convert
 from jobs.conversion.listing import InputFile, list_input_files
 from jobs.lease import RunLease
 from jobs.report import RunReport
+from jobs.upload.staging import hadoop_uri
 from jobs.upload.summary import UploadSummary
 
 log = logging.getLogger("backfill")
@@ -68,7 +69,7 @@ def _run(spark: SparkSession, config: JobConfig, token: str | None, run_id: str,
     log.info("run %s: listing input", run_id)
     listing = list_input_files(spark, config.input, config.from_date, config.to_date,
                                config.date_folder_lookback_days,
-                               exclude=(config.output_dir, config.staging_dir))
+                               exclude=(config.output_dir, hadoop_uri(config.staging_dir)))
     files = listing.paths
     report.input_fingerprint = input_fingerprint(listing.files, config, now)
     previous = None if config.dry_run else reusable_run(spark, config, report.input_fingerprint,

@@ -73,6 +73,14 @@ def local_path(uri: str) -> Path:
     return Path(uri)
 
 
+def hadoop_uri(uri: str) -> str:
+    """``uri`` as Hadoop names it (``s3://`` is ``s3a://`` there), for Spark's file listing."""
+    match = _SCHEME.match(uri)
+    if match and match.group(1).lower() == "s3":
+        return "s3a://" + uri[match.end():]
+    return uri
+
+
 def check_filesystem(uri: str) -> None:
     """Fail with a clear message when no installed filesystem serves ``uri``'s scheme."""
     scheme = scheme_of(uri)
