@@ -90,6 +90,7 @@ class RunLease:
         self.generation: int | None = None
         self.lost = False
         self._holder: Holder | None = None
+        self._first_unreadable: tuple[int, float] | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -116,25 +117,39 @@ class RunLease:
         return generations[-1], self.read(generations[-1])
 
     # ----- taking and giving back -------------------------------------------------------------
-    def acquire(self, poll_seconds: float | None = None) -> None:
-        """Take the lease, or raise ``LeaseBusy`` (with ``wait``: wait until it is free)."""
+    def live_holder(self) -> tuple[int, Holder | None]:
+        """The newest generation, and its holder when that run is alive (else None)."""
+        now = time.time()
+        newest, holder = self.current()
+        if newest and holder is None:
+            holder = self._unreadable(newest, now)
+        return newest, (holder if holder is not None and not holder.free(now) else None)
+
+    def wait_until_free(self, poll_seconds: float | None = None) -> int:
+        """Return the newest generation once no live run holds the lease; without ``wait``,
+        raise ``LeaseBusy`` naming the live run instead of waiting."""
         poll = poll_seconds or min(5.0, max(0.2, self.expiry_seconds / 4))
         announced = None
         while True:
+            newest, holder = self.live_holder()
+            if holder is None:
+                return newest
             now = time.time()
-            newest, holder = self.current()
-            if newest and holder is None:
-                holder = self._unreadable(newest, now)
-            if holder is not None and not holder.free(now):
-                if not self.wait:
-                    raise LeaseBusy(
-                        f"another run is using this output (lease {self.staging.uri}/{FOLDER}): "
-                        f"{holder.describe(now)}. Wait for it to finish, or re-run with --wait.")
-                if announced != holder.run_id:
-                    log.info("waiting for %s", holder.describe(now))
-                    announced = holder.run_id
-                time.sleep(poll)
-                continue
+            if not self.wait:
+                raise LeaseBusy(
+                    f"another run is using this output (lease {self.staging.uri}/{FOLDER}): "
+                    f"{holder.describe(now)}. Wait for it to finish, or re-run with --wait.")
+            if announced != holder.run_id:
+                log.info("waiting for %s", holder.describe(now))
+                announced = holder.run_id
+            time.sleep(poll)
+
+    def acquire(self, poll_seconds: float | None = None) -> None:
+        """Take the lease, or raise ``LeaseBusy`` (with ``wait``: wait until it is free)."""
+        while True:
+            newest = self.wait_until_free(poll_seconds)
+            holder = self.read(newest) if newest else None
+            now = time.time()
             mine = Holder(self.run_id, socket.gethostname(), os.getpid(), now, now,
                           self.expiry_seconds)
             if self.staging.create_exclusive(_encode(mine), FOLDER, _name(newest + 1)):
@@ -153,10 +168,9 @@ class RunLease:
     def _unreadable(self, generation: int, now: float) -> Holder:
         """An unreadable newest generation counts as held until an expiry has passed since the
         lease folder last changed (approximated by this reader's first sight of it)."""
-        first_seen = getattr(self, "_first_unreadable", None)
+        first_seen = self._first_unreadable
         if first_seen is None or first_seen[0] != generation:
-            self._first_unreadable = (generation, now)
-            first_seen = self._first_unreadable
+            first_seen = self._first_unreadable = (generation, now)
         return Holder(f"<unreadable generation {generation}>", "?", -1, first_seen[1],
                       first_seen[1], self.expiry_seconds)
 

@@ -128,3 +128,73 @@ def test_a_holder_that_lost_its_lease_says_so(staging_dir):
         assert lost and "run-a lost the lease" in lost[0]
     finally:
         a.release()
+
+
+# ----- two runs on one output folder (the CLI, against the emulator with latency) -------------
+@pytest.mark.slow
+def test_two_runs_on_one_output_never_interleave(spark, tmp_path):
+    import os
+    import subprocess
+    import sys
+    from collections import Counter
+
+    from jobs import ledger
+    from jobs.config import load_config
+    from jobs.tools.generate_dump import generate_dump
+    from jobs.tools.local_graph_api import GraphApiEmulator
+    from tests.helpers import NOW
+
+    token = "lease-test-token-0b7e"
+    dump = tmp_path / "dump"
+    generate_dump(dump, 500, seed=9, reference_time=NOW, files=2)
+    out = tmp_path / "out"
+
+    def cli(url: str, *extra: str) -> subprocess.Popen:
+        env = {**os.environ, "FB_ACCESS_TOKEN": token}
+        return subprocess.Popen(
+            [sys.executable, "-m", "jobs.backfill", "--input", str(dump), "--output-dir",
+             str(out), "--reference-time", str(NOW), "--set-id", "555", "--base-url", url,
+             "--master", "local[2]", "--chunk-size", "10", "--max-in-flight", "1",
+             "--progress", "off", "--set=upload.partitions=2", *extra],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    with GraphApiEmulator(token=token, now=NOW, seed=1, latency_ms=200).start() as emu:
+        first = cli(emu.url)
+        try:
+            deadline = time.monotonic() + 300
+            while len(emu.accepted_events()) < 20 and time.monotonic() < deadline:
+                assert first.poll() is None, first.stdout.read()[-3000:]
+                time.sleep(0.05)
+            lease = RunLease(str(out / "_staging"), "probe")
+            _, holder = lease.live_holder()
+            assert holder is not None  # run A holds the lease while it uploads
+
+            second = cli(emu.url)  # started while A uploads: refuses, naming A
+            refused, _ = second.communicate(timeout=120)
+            assert second.returncode == 4, refused[-3000:]
+            assert "another run is using this output" in refused
+            assert f"run {holder.run_id} (host " in refused
+            assert first.poll() is None  # A was still uploading when B refused
+
+            waiting = cli(emu.url, "--wait")  # C waits for A, then finds nothing to send
+            logs, _ = first.communicate(timeout=600)
+            assert first.returncode == 0, logs[-3000:]
+            after_first = Counter(f"{e['event_id']}|{e['event_name']}"
+                                  for _, e in emu.accepted_events())
+            waited, _ = waiting.communicate(timeout=600)
+            assert waiting.returncode == 0, waited[-3000:]
+            assert f"waiting for run {holder.run_id}" in waited
+            assert "nothing left to send" in waited
+        finally:
+            for proc in (first,):
+                if proc.poll() is None:
+                    proc.kill()
+        sent = Counter(f"{e['event_id']}|{e['event_name']}" for _, e in emu.accepted_events())
+
+    assert sent == after_first  # C sent nothing
+    assert max(sent.values()) == 1  # every event once
+    config = load_config(None, {"input": [str(dump)], "output_dir": str(out), "dry_run": True})
+    results = ledger.read_table(spark, config.table("results")).collect()
+    delivered = Counter(k for r in results if r["status"] == "delivered" for k in r["event_keys"])
+    assert set(delivered) == set(sent)  # the ledger agrees with the emulator
+    assert max(delivered.values()) == 1
