@@ -112,7 +112,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
-    from jobs.lease import LeaseBusy
+    from jobs.lease import LeaseBusy, RunLease
+
+    try:  # refuse (or wait) before Spark starts; the run itself takes the lease
+        RunLease(config.staging_dir, "", config.upload.lease_expiry_seconds,
+                 wait=config.upload.wait_for_lease).wait_until_free()
+    except LeaseBusy as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 4
+
     from jobs.pipeline import run_backfill  # imports Spark: only after the settings are valid
     from jobs.session import DeltaNotConfigured, get_spark
 
