@@ -1,9 +1,10 @@
 """Entry point: ``python -m jobs.backfill`` or ``spark-submit jobs/backfill.py``.
 
 args → config (validated before Spark starts) → session → run → report. Exit codes: 0 done,
-1 the run finished with failures, 2 bad settings or input, 3 the access token was rejected,
-4 Meta refused the dataset (code 100 subcode 33: a wrong ``set_id``, or the token has no
-permission on it), 5 the Graph API endpoint did not answer (circuit breaker).
+1 the run finished with failures, 2 bad settings or input (an unusable staging location too),
+3 the access token was rejected, 4 Meta refused the dataset (code 100 subcode 33: a wrong
+``set_id``, or the token has no permission on it), 5 the Graph API endpoint did not answer
+(circuit breaker), 6 another live run holds the output's lease (``--wait`` waits for it).
 """
 
 from __future__ import annotations
@@ -54,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="re-send only events whose last outcome failed or was rejected")
     p.add_argument("--force", action="store_true", default=None,
                    help="ignore the ledger and send every payload again")
+    p.add_argument("--wait", action="store_true", default=None,
+                   help="when another run holds the output's lease, wait for it to end "
+                        "(default: refuse with exit code 6)")
     p.add_argument("--master", help="Spark master for the embedded mode (ignored under "
                                     "spark-submit)")
     p.add_argument("--progress", choices=["auto", "bar", "log", "off"])
@@ -80,6 +84,7 @@ def config_from_args(args: argparse.Namespace) -> JobConfig:
         "upload.max_in_flight": args.max_in_flight,
         "upload.retry_failed": args.retry_failed,
         "upload.force": args.force,
+        "upload.wait_for_lease": args.wait,
         "spark.master": args.master,
         "progress": args.progress,
     }
@@ -101,12 +106,23 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = config_from_args(args)
         from jobs.credentials import read_app_secret, read_token
+        from jobs.upload.staging import Staging
 
         token = None if config.dry_run else read_token(config.upload)
         app_secret = None if config.dry_run else read_app_secret(config.upload)
+        Staging(config.staging_dir).check_reachable()  # scheme, storage, credentials
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+
+    from jobs.lease import LeaseBusy, RunLease
+
+    try:  # refuse (or wait) before Spark starts; the run itself takes the lease
+        RunLease(config.staging_dir, "", config.upload.lease_expiry_seconds,
+                 wait=config.upload.wait_for_lease).wait_until_free()
+    except LeaseBusy as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 6
 
     from jobs.pipeline import run_backfill  # imports Spark: only after the settings are valid
     from jobs.session import DeltaNotConfigured, get_spark
@@ -116,7 +132,14 @@ def main(argv: list[str] | None = None) -> int:
     except DeltaNotConfigured as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    report = run_backfill(spark, config, token, app_secret=app_secret)
+    try:
+        report = run_backfill(spark, config, token, app_secret=app_secret)
+    except LeaseBusy as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 6
+    except ConfigError as exc:  # the staging location failed after the first check
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     print(report.text(), flush=True)
     return report.exit_code
 

@@ -102,7 +102,13 @@ class UploadConfig:
     #: Requests a chunk may spend finding the invalid events Meta does not name.
     isolation_max_requests: int = 100
     partitions: int | None = None  # upload tasks; None → Spark's default parallelism
-    staging_dir: str | None = None  # None → <output_dir>/_staging (must be shared on a cluster)
+    # None → <output_dir>/_staging. A local path or an object-store URI (s3://, s3a://, gs://,
+    # abfss://, file://) that the driver and every executor reach (jobs/upload/staging.py).
+    staging_dir: str | None = None
+    #: A run's lease on the staging location expires this long after its last heartbeat.
+    lease_expiry_seconds: float = 120.0
+    #: When another live run holds the lease: wait for it (True) or refuse at once (False).
+    wait_for_lease: bool = False
     retry_failed: bool = False
     force: bool = False
 
@@ -170,7 +176,8 @@ class JobConfig:
         data["upload"] = {
             k: v
             for k, v in data["upload"].items()
-            if k not in ("retry_failed", "force", "max_in_flight", "partitions")
+            if k not in ("retry_failed", "force", "max_in_flight", "partitions",
+                         "lease_expiry_seconds", "wait_for_lease")
         }
         text = json.dumps(data, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()
@@ -350,6 +357,7 @@ def validate(config: JobConfig, *, for_upload: bool | None = None) -> None:
     if u.partitions is not None:
         need(u.partitions >= 1, "upload.partitions", "must be >= 1")
     need(not (u.retry_failed and u.force), "upload.force", "cannot be combined with retry_failed")
+    need(u.lease_expiry_seconds > 0, "upload.lease_expiry_seconds", "must be > 0")
     if for_upload is None:
         for_upload = not config.dry_run
     if for_upload:

@@ -17,7 +17,9 @@ from jobs import ledger
 from jobs.config import JobConfig
 from jobs.conversion.convert import convert
 from jobs.conversion.listing import InputFile, list_input_files
+from jobs.lease import RunLease
 from jobs.report import RunReport
+from jobs.upload.staging import hadoop_uri
 from jobs.upload.summary import UploadSummary
 
 log = logging.getLogger("backfill")
@@ -35,9 +37,26 @@ def _timestamp(epoch: float) -> dt.datetime:
 def run_backfill(spark: SparkSession, config: JobConfig, token: str | None,
                  run_id: str | None = None, app_secret: str | None = None) -> RunReport:
     """Run the whole job and return its report (also stored in the ``runs`` table).
-    ``app_secret``, when given, makes the upload send ``appsecret_proof``."""
+    ``app_secret``, when given, makes the upload send ``appsecret_proof``.
+
+    The run holds the staging location's lease (``jobs/lease.py``) from before the listing to
+    after its report is recorded; ``LeaseBusy`` when another live run holds it.
+    """
     started = time.time()
     run_id = run_id or new_run_id(started)
+
+    def lost(message: str) -> None:  # stop sending (the upload fails): another run owns it now
+        spark.sparkContext.cancelJobGroup(run_id)
+
+    lease = RunLease(config.staging_dir, run_id, config.upload.lease_expiry_seconds,
+                     wait=config.upload.wait_for_lease, on_lost=lost)
+    lease.staging.check_reachable()
+    with lease:
+        return _run(spark, config, token, run_id, started, app_secret)
+
+
+def _run(spark: SparkSession, config: JobConfig, token: str | None, run_id: str,
+         started: float, app_secret: str | None) -> RunReport:
     now = config.reference_time or int(started)
     mode = "dry_run" if config.dry_run else "upload"
     report = RunReport(run_id=run_id, mode=mode, status="running", dialect=config.dialect,
@@ -51,7 +70,7 @@ def run_backfill(spark: SparkSession, config: JobConfig, token: str | None,
     log.info("run %s: listing input", run_id)
     listing = list_input_files(spark, config.input, config.from_date, config.to_date,
                                config.date_folder_lookback_days,
-                               exclude=(config.output_dir, config.staging_dir))
+                               exclude=(config.output_dir, hadoop_uri(config.staging_dir)))
     files = listing.paths
     report.input_fingerprint = input_fingerprint(listing.files, config, now)
     previous = None if config.dry_run else reusable_run(spark, config, report.input_fingerprint,

@@ -1,10 +1,12 @@
 """The upload stage: payloads → Graph API from ``mapPartitions`` → staged outcomes → ledger.
 
 Per task: one pooled ``GraphClient``, the sending core (``jobs/upload/sending.py``) streaming the
-partition iterator with a bounded number of requests in flight, and a staging file to which each
-chunk outcome is appended (and fsync'ed) the moment it is known. The driver folds staged
-outcomes into the ``results`` ledger after the stage, and again at the start of the next run, so
-a driver killed mid-upload loses nothing but the chunks that were in flight.
+partition iterator with a bounded number of requests in flight, and the staging area
+(``jobs/upload/staging.py``: local disk or object storage) where each chunk outcome is recorded
+durably the moment it is known. The driver folds staged outcomes into the ``results`` ledger after
+the stage, and again at the start of the next run, so a driver killed mid-upload loses nothing but
+the chunks that were in flight. The run holds the output's lease (``jobs/lease.py``) throughout,
+so the staging folders it finds at its start belong to dead runs only.
 
 Spark re-runs a failed task: the retry first reads the staging files of earlier attempts of its
 partition and skips the events they delivered, so a task retry re-sends only chunks that were in
@@ -15,11 +17,9 @@ Speculation would run two copies of a task at once and is refused.
 from __future__ import annotations
 
 import datetime as dt
-import json
+import hashlib
 import logging
 import math
-import shutil
-from pathlib import Path
 from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
@@ -29,43 +29,44 @@ from jobs import ledger
 from jobs.config import JobConfig
 from jobs.upload.executor import TaskSettings, deliver_partition
 from jobs.upload.progress import UploadProgress
+from jobs.upload.staging import Staging
 from jobs.upload.summary import Selection, UploadSummary
 
 log = logging.getLogger("backfill.upload")
 
-def staged_rows(folder: Path) -> list[dict[str, Any]]:
-    """Every outcome staged in ``folder``, as rows of the ``results`` table."""
+def staged_rows(staging: Staging, paths: list[str]) -> list[dict[str, Any]]:
+    """The outcomes staged in ``paths``, as rows of the ``results`` table."""
     rows = []
-    for path in sorted(folder.glob("*.jsonl")):
-        with open(path, encoding="utf-8") as f:
-            for line in f:
-                try:
-                    row = json.loads(line)
-                except ValueError:
-                    continue  # a torn last line: that chunk was in flight
-                for key in ("started_at", "finished_at"):
-                    if row.get(key) is not None:
-                        row[key] = dt.datetime.fromtimestamp(row[key], dt.UTC).replace(
-                            tzinfo=None)
-                row["latency_ms"] = int(row.get("latency_ms") or 0)
-                rows.append({k: row.get(k) for k in ledger.RESULTS_SCHEMA.fieldNames()})
+    for row in staging.outcomes(paths):
+        for key in ("started_at", "finished_at"):
+            if row.get(key) is not None:
+                row[key] = dt.datetime.fromtimestamp(row[key], dt.UTC).replace(tzinfo=None)
+        row["latency_ms"] = int(row.get("latency_ms") or 0)
+        rows.append({k: row.get(k) for k in ledger.RESULTS_SCHEMA.fieldNames()})
     return rows
 
 
-def fold_staging(spark: SparkSession, config: JobConfig) -> int:
-    """Merge every staged outcome (this run's or a crashed run's) into the ledger, then remove
-    the staging folders. Idempotent: merging the same outcome twice inserts it once."""
-    root = Path(config.staging_dir)
-    if not root.is_dir():
-        return 0
+def fold_staging(spark: SparkSession, config: JobConfig, run_ids: list[str] | None = None
+                 ) -> int:
+    """Merge the staged outcomes of ``run_ids`` (default: every run with a staging folder)
+    into the ledger, then remove their staging folders. The caller holds the lease, so no run
+    that is still alive writes to them.
+
+    Idempotent: the Delta append of a folder's files is keyed by the run and the files' names,
+    so folding again after a crash between the commit and the removal inserts nothing twice.
+    """
+    staging = Staging(config.staging_dir)
     folded = 0
-    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
-        rows = staged_rows(folder)
+    for run_id in staging.run_ids() if run_ids is None else run_ids:
+        paths = staging.outcome_paths(run_id)
+        rows = staged_rows(staging, paths)
         if rows:
+            names = "\n".join(sorted(p.rsplit("/", 1)[-1] for p in paths))
+            batch = f"{run_id}-{hashlib.sha256(names.encode()).hexdigest()[:16]}"
             outcomes = spark.createDataFrame(rows, ledger.RESULTS_SCHEMA)
-            ledger.append_results(outcomes, config.table("results"), folder.name)
+            ledger.append_results(outcomes, config.table("results"), batch)
             folded += len(rows)
-        shutil.rmtree(folder, ignore_errors=True)
+        staging.remove_tree(run_id)
     return folded
 
 
@@ -125,7 +126,8 @@ def upload_payloads(spark: SparkSession, config: JobConfig, token: str | None, r
     if not token:
         raise ValueError("an access token is required to upload")
     check_speculation(spark)
-    recovered = fold_staging(spark, config)
+    recovered = fold_staging(spark, config, [r for r in Staging(config.staging_dir).run_ids()
+                                            if r != run_id])
     if recovered:
         log.info("folded %d staged outcomes of an interrupted run into the ledger", recovered)
 
@@ -150,5 +152,5 @@ def upload_payloads(spark: SparkSession, config: JobConfig, token: str | None, r
         partitions = rdd.collect()
     finally:
         progress.stop()
-        fold_staging(spark, config)
+        fold_staging(spark, config, [run_id])
     return UploadSummary.combine(selection, partitions)
