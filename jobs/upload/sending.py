@@ -111,11 +111,12 @@ def classify(response: ApiResponse, sent: int | None = None, dialect: str = "cap
     """The verdict for one reply to a request of ``sent`` events (SPEC §5).
 
     Order: no reply → retry; 190 → token (even if marked transient: stop fast); 100/33 →
-    dataset; HTTP 413 → too_large; any ``is_transient: true`` → retry; throttle codes; retry
-    codes; 100 → invalid; 200/294 → fatal; 2xx without an error code → delivered when the body
-    is a JSON object whose count (``events_received`` in capi, ``num_processed_entries`` in
-    the legacy dialect, either accepted) is at least ``sent`` (not checked when ``sent`` is
-    None), else unconfirmed; HTTP 429 or 5xx → retry; anything else → fatal.
+    dataset; 100 about ``appsecret_proof`` (a wrong or missing app secret) → token; HTTP 413 →
+    too_large; any ``is_transient: true`` → retry; throttle codes; retry codes; 100 → invalid;
+    200/294 → fatal; 2xx without an error code → delivered when the body is a JSON object whose
+    count (``events_received`` in capi, ``num_processed_entries`` in the legacy dialect, either
+    accepted) is at least ``sent`` (not checked when ``sent`` is None), else unconfirmed; HTTP
+    429 or 5xx → retry; anything else → fatal.
 
     >>> from jobs.upload.graph_client import ApiResponse
     >>> classify(ApiResponse(http_status=400, code=613))
@@ -129,6 +130,8 @@ def classify(response: ApiResponse, sent: int | None = None, dialect: str = "cap
         return Verdict.TOKEN
     if code == INVALID_PARAMETER_CODE and response.subcode == MISSING_OBJECT_SUBCODE:
         return Verdict.DATASET
+    if code == INVALID_PARAMETER_CODE and "appsecret_proof" in (response.message or ""):
+        return Verdict.TOKEN  # the credentials, not an event: stop like 190
     if status == PAYLOAD_TOO_LARGE:
         return Verdict.TOO_LARGE
     if response.is_transient:

@@ -130,6 +130,8 @@ def by_key(outcomes: list[Outcome]) -> dict[str, Outcome]:
     (ok(3), Verdict.DELIVERED),
     (ApiResponse(http_status=200, body={}), Verdict.DELIVERED),  # no count: see below
     (ApiResponse(http_status=200), Verdict.UNCONFIRMED),  # no JSON body
+    (ApiResponse(http_status=400, code=100, message="Invalid appsecret_proof provided in the "
+                 "API argument"), Verdict.TOKEN),  # credentials, not an event
     (err(413, None), Verdict.TOO_LARGE),
     (err(413, 1), Verdict.TOO_LARGE),
     (err(400, 100, subcode=33), Verdict.DATASET),
