@@ -105,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
+    from jobs.conversion.listing import NoInputFiles
     from jobs.pipeline import run_backfill  # imports Spark: only after the settings are valid
     from jobs.session import DeltaNotConfigured, get_spark
 
@@ -113,7 +114,11 @@ def main(argv: list[str] | None = None) -> int:
     except DeltaNotConfigured as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    report = run_backfill(spark, config, token)
+    try:
+        report = run_backfill(spark, config, token)
+    except NoInputFiles as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     print(report.text(), flush=True)
     return report.exit_code
 
