@@ -67,6 +67,8 @@ def run_backfill(spark: SparkSession, config: JobConfig, token: str | None,
         counts = convert(spark, config, files, run_id, now)
         report.counts = counts.as_dict()
         report.counts["reconciles"] = int(counts.reconciles())
+        report.notes.extend(f"file {path} could not be read (quarantined as corrupt_file): "
+                            f"{why}" for path, why in sorted(counts.corrupt_files.items()))
         report.payloads_run_id = run_id
     report.samples = [
         r["payload"] for r in ledger.read_table(spark, config.table("payloads"))
