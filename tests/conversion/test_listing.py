@@ -114,3 +114,21 @@ def test_read_lines_gzip_and_blank_lines(spark, dump):
     assert sum(1 for r in rows if r["source_file"].endswith("b.txt.gz")) == 2
     reasons = [r["quarantine_reason"] for r in parse_batches(lines).collect()]
     assert reasons.count("not_object") == 1
+
+
+def test_a_run_skips_expired_date_folders_and_says_so(spark, years_of_dumps, tmp_path):
+    from jobs.config import load_config
+    from jobs.pipeline import run_backfill
+    from tests.helpers import NOW
+
+    config = load_config(None, {"input": [str(years_of_dumps)], "output_dir": str(tmp_path / "o"),
+                                "dry_run": True, "reference_time": NOW, "progress": "off"})
+    report = run_backfill(spark, config, None)
+    assert report.expired_files_skipped == 4 and report.expired_bytes_skipped == 4 * 45
+    assert report.counts["input_files"] == 2 and report.counts["input_lines"] == 4
+    assert "4 files (180 bytes) in date folders before 2026-09-03" in report.text()
+    kept = load_config(None, {"input": [str(years_of_dumps)], "output_dir": str(tmp_path / "p"),
+                              "dry_run": True, "reference_time": NOW, "progress": "off",
+                              "prune_expired_date_folders": False})
+    everything = run_backfill(spark, kept, None)
+    assert everything.counts["input_files"] == 6 and everything.expired_files_skipped == 0
