@@ -16,7 +16,7 @@ from pyspark.sql import functions as F
 from jobs import ledger
 from jobs.config import JobConfig
 from jobs.conversion.convert import convert
-from jobs.conversion.listing import InputFile, list_input_files
+from jobs.conversion.listing import InputFile, expiry_date, list_input_files
 from jobs.report import RunReport
 from jobs.upload.summary import UploadSummary
 
@@ -48,10 +48,18 @@ def run_backfill(spark: SparkSession, config: JobConfig, token: str | None,
 
         check_speculation(spark)  # fail before the pass over the input, not after
     log.info("run %s: listing input", run_id)
+    expiry = (expiry_date(now, config.mapping.max_event_age_days)
+              if config.prune_expired_date_folders else None)
     listing = list_input_files(spark, config.input, config.from_date, config.to_date,
                                config.date_folder_lookback_days,
-                               exclude=(config.output_dir, config.staging_dir))
+                               exclude=(config.output_dir, config.staging_dir), expiry=expiry)
     files = listing.paths
+    report.expired_files_skipped = listing.expired_files
+    report.expired_bytes_skipped = listing.expired_bytes
+    if listing.expired_files:
+        oldest = (dt.date.fromisoformat(expiry or "") -
+                  dt.timedelta(days=config.date_folder_lookback_days)).isoformat()
+        report.expired_before = oldest
     report.input_fingerprint = input_fingerprint(listing.files, config, now)
     previous = None if config.dry_run else reusable_run(spark, config, report.input_fingerprint,
                                                         now)
