@@ -124,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 6
 
+    from jobs.conversion.listing import NoInputFiles
     from jobs.pipeline import run_backfill  # imports Spark: only after the settings are valid
     from jobs.session import DeltaNotConfigured, get_spark
 
@@ -137,6 +138,9 @@ def main(argv: list[str] | None = None) -> int:
     except LeaseBusy as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 6
+    except NoInputFiles as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except ConfigError as exc:  # the staging location failed after the first check
         print(f"error: {exc}", file=sys.stderr)
         return 2

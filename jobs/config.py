@@ -9,6 +9,7 @@ secret file path) that holds it.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import hashlib
 import json
 import re
@@ -16,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -80,6 +82,9 @@ class UploadConfig:
     """How events travel to the Graph API (SPEC §5)."""
 
     base_url: str = "https://graph.facebook.com"
+    #: Plain ``http://`` to a host other than loopback sends the token unencrypted: refused
+    #: unless this is on.
+    allow_insecure_http: bool = False
     api_version: str = "v24.0"
     set_id: str | None = None
     chunk_size: int | None = None  # None → the dialect's limit
@@ -136,6 +141,12 @@ class JobConfig:
     #: Date folders (``YYYY-MM-DD``) this many days before ``from_date`` are still read: a batch
     #: filed under its first event's (or upload) day can hold events of the following days.
     date_folder_lookback_days: int = 1
+    #: Date folders that can only hold events older than ``max_event_age_days`` before the
+    #: reference time (with the same look-back) are not read.
+    prune_expired_date_folders: bool = True
+    #: A line longer than this (bytes) is quarantined as ``line_too_large``, never parsed; it
+    #: also bounds what the line reader holds in memory for one line.
+    max_line_bytes: int = 64 * 1024 * 1024
     quarantine_keep_raw: bool = False
     progress: str = "auto"  # auto | bar | log | off
     mapping: MappingConfig = field(default_factory=MappingConfig)
@@ -258,6 +269,8 @@ def _merge(base: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]
             continue
         node = merged
         parts = dotted.split(".")
+        if parts[:2] == ["spark", "conf"] and len(parts) > 2:
+            parts = ["spark", "conf", ".".join(parts[2:])]  # Spark's own keys hold dots
         for part in parts[:-1]:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
@@ -298,6 +311,23 @@ def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | N
 
 
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_SET_ID = re.compile(r"^\d+$")
+_LOOPBACK = ("localhost", "127.0.0.1", "::1")
+
+
+def _is_date(text: str) -> bool:
+    if not _DATE.match(text):
+        return False
+    try:
+        dt.date.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _loopback(url: str) -> bool:
+    host = (urlsplit(url).hostname or "").lower()
+    return host in _LOOPBACK or host.startswith("127.")
 _VERSION = re.compile(r"^v\d+\.\d+$")
 _CURRENCY = re.compile(r"^[A-Za-z]{3}$")
 
@@ -327,10 +357,11 @@ def validate(config: JobConfig, *, for_upload: bool | None = None) -> None:
     for name in ("from_date", "to_date"):
         value = getattr(config, name)
         if value is not None:
-            need(bool(_DATE.match(value)), name, "must be a UTC date YYYY-MM-DD")
+            need(_is_date(value), name, f"must be a UTC date YYYY-MM-DD, got {value!r}")
     if config.from_date and config.to_date:
         need(config.from_date <= config.to_date, "to_date", "must not be before from_date")
     need(config.date_folder_lookback_days >= 0, "date_folder_lookback_days", "must be >= 0")
+    need(config.max_line_bytes > 0, "max_line_bytes", "must be > 0")
     need(config.progress in ("auto", "bar", "log", "off"), "progress",
          "must be auto, bar, log or off")
     u = config.upload
@@ -344,6 +375,8 @@ def validate(config: JobConfig, *, for_upload: bool | None = None) -> None:
     need(u.circuit_breaker_seconds >= 0, "upload.circuit_breaker_seconds",
          "must be >= 0 (0 turns the circuit breaker off)")
     need(u.isolation_max_requests >= 0, "upload.isolation_max_requests", "must be >= 0")
+    for name in ("backoff_base_seconds", "backoff_max_seconds", "throttle_backoff_seconds"):
+        need(getattr(u, name) >= 0, f"upload.{name}", "must be >= 0")
     need(u.body_format in BODY_FORMATS, "upload.body_format",
          f"must be one of {', '.join(BODY_FORMATS)}")
     need(bool(_VERSION.match(u.api_version or "")), "upload.api_version",
@@ -352,6 +385,13 @@ def validate(config: JobConfig, *, for_upload: bool | None = None) -> None:
          "must be an http(s) URL")
     need("access_token" not in (u.base_url or ""), "upload.base_url",
          "must not carry the access token (it travels in the request body)")
+    need(not u.base_url.lower().startswith("http://") or _loopback(u.base_url)
+         or u.allow_insecure_http, "upload.base_url",
+         "plain http:// to a host other than loopback would send the access token "
+         "unencrypted: use https:// (or set upload.allow_insecure_http: true)")
+    if u.set_id is not None:
+        need(bool(_SET_ID.match(u.set_id)), "upload.set_id",
+             f"must be the dataset / offline event set id, digits only, got {u.set_id!r}")
     if u.rate_limit_per_second is not None:
         need(u.rate_limit_per_second > 0, "upload.rate_limit_per_second", "must be > 0")
     if u.partitions is not None:
@@ -361,5 +401,5 @@ def validate(config: JobConfig, *, for_upload: bool | None = None) -> None:
     if for_upload is None:
         for_upload = not config.dry_run
     if for_upload:
-        need(bool(u.set_id and re.match(r"^[A-Za-z0-9_]+$", u.set_id)), "upload.set_id",
+        need(bool(u.set_id), "upload.set_id",
              "is required for an upload (the dataset / offline event set id)")

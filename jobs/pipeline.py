@@ -16,7 +16,7 @@ from pyspark.sql import functions as F
 from jobs import ledger
 from jobs.config import JobConfig
 from jobs.conversion.convert import convert
-from jobs.conversion.listing import InputFile, list_input_files
+from jobs.conversion.listing import InputFile, expiry_date, list_input_files
 from jobs.lease import RunLease
 from jobs.report import RunReport
 from jobs.upload.staging import hadoop_uri
@@ -68,10 +68,19 @@ def _run(spark: SparkSession, config: JobConfig, token: str | None, run_id: str,
 
         check_speculation(spark)  # fail before the pass over the input, not after
     log.info("run %s: listing input", run_id)
+    expiry = (expiry_date(now, config.mapping.max_event_age_days)
+              if config.prune_expired_date_folders else None)
     listing = list_input_files(spark, config.input, config.from_date, config.to_date,
                                config.date_folder_lookback_days,
-                               exclude=(config.output_dir, hadoop_uri(config.staging_dir)))
+                               exclude=(config.output_dir, hadoop_uri(config.staging_dir)),
+                               expiry=expiry)
     files = listing.paths
+    report.expired_files_skipped = listing.expired_files
+    report.expired_bytes_skipped = listing.expired_bytes
+    if listing.expired_files:
+        oldest = (dt.date.fromisoformat(expiry or "") -
+                  dt.timedelta(days=config.date_folder_lookback_days)).isoformat()
+        report.expired_before = oldest
     report.input_fingerprint = input_fingerprint(listing.files, config, now)
     previous = None if config.dry_run else reusable_run(spark, config, report.input_fingerprint,
                                                         now)
@@ -87,6 +96,8 @@ def _run(spark: SparkSession, config: JobConfig, token: str | None, run_id: str,
         counts = convert(spark, config, files, run_id, now)
         report.counts = counts.as_dict()
         report.counts["reconciles"] = int(counts.reconciles())
+        report.notes.extend(f"file {path} could not be read (quarantined as corrupt_file): "
+                            f"{why}" for path, why in sorted(counts.corrupt_files.items()))
         report.payloads_run_id = run_id
     report.samples = [
         r["payload"] for r in ledger.read_table(spark, config.table("payloads"))

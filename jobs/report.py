@@ -39,6 +39,11 @@ class RunReport:
     notes: list[str] = field(default_factory=list)
     input_fingerprint: str | None = None
     payloads_run_id: str | None = None  # the run whose conversion wrote the payloads used
+    #: Files (and bytes) not read: date folders before ``expired_before`` can only hold events
+    #: older than Meta accepts.
+    expired_files_skipped: int = 0
+    expired_bytes_skipped: int = 0
+    expired_before: str | None = None
 
     @property
     def exit_code(self) -> int:
@@ -80,6 +85,10 @@ class RunReport:
         if self.message:
             out.append(f"  {self.message}")
         out.extend(f"  note: {n}" for n in self.notes)
+        if self.expired_files_skipped:
+            out.append(f"  not read: {self.expired_files_skipped} files "
+                       f"({self.expired_bytes_skipped} bytes) in date folders before "
+                       f"{self.expired_before}, too old to send")
         out.append("reconciliation (SPEC §7):")
         out.extend(self.reconciliation_lines())
         if self.mode == "upload":

@@ -69,3 +69,62 @@ def test_table_locations_under_an_object_store_uri():
     assert c.table("payloads") == "s3a://bucket/backfill/payloads"
     assert c.staging_dir == "s3a://bucket/backfill/_staging"
     assert c.table("runs") == "backfill.runs"
+
+
+@pytest.mark.parametrize("overrides,setting", [
+    ({"from_date": "2026-13-45"}, "from_date"),
+    ({"to_date": "2026-02-30"}, "to_date"),
+    ({"upload.backoff_base_seconds": -1}, "upload.backoff_base_seconds"),
+    ({"upload.backoff_max_seconds": -0.5}, "upload.backoff_max_seconds"),
+    ({"upload.throttle_backoff_seconds": -3}, "upload.throttle_backoff_seconds"),
+    ({"upload.timeout_seconds": 0}, "upload.timeout_seconds"),
+    ({"upload.max_attempts": 0}, "upload.max_attempts"),
+    ({"upload.rate_limit_per_second": -2}, "upload.rate_limit_per_second"),
+    ({"upload.partitions": 0}, "upload.partitions"),
+    ({"mapping.max_event_age_days": -1}, "mapping.max_event_age_days"),
+    ({"date_folder_lookback_days": -1}, "date_folder_lookback_days"),
+    ({"max_line_bytes": 0}, "max_line_bytes"),
+    ({"upload.set_id": "12ab34"}, "upload.set_id"),
+    ({"upload.set_id": "act_123"}, "upload.set_id"),
+    ({"upload.base_url": "http://graph.example.com"}, "upload.base_url"),
+    ({"upload.base_url": "http://10.0.0.5:8080"}, "upload.base_url"),
+])
+def test_settings_that_would_fail_later_fail_now(overrides, setting):
+    with pytest.raises(ConfigError, match=f"'{setting}'"):
+        load_config(None, {"dry_run": True, **overrides})
+
+
+def test_set_ids_are_digits_also_in_a_dry_run():
+    assert load_config(None, {"dry_run": True, "upload.set_id": "1234567890"}).upload.set_id
+    with pytest.raises(ConfigError, match=r"'upload\.set_id'.*digits"):
+        load_config(None, {"dry_run": True, "upload.set_id": "x1"})
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:8080", "http://localhost:9", "http://[::1]:80",
+                                 "https://graph.facebook.com", "https://10.0.0.5"])
+def test_plain_http_only_to_loopback(url):
+    assert load_config(None, {"dry_run": True, "upload.base_url": url}).upload.base_url == url
+
+
+def test_plain_http_elsewhere_needs_an_explicit_setting():
+    c = load_config(None, {"dry_run": True, "upload.base_url": "http://proxy.internal:8080",
+                           "upload.allow_insecure_http": True})
+    assert c.upload.allow_insecure_http
+    with pytest.raises(ConfigError, match="allow_insecure_http"):
+        load_config(None, {"dry_run": True, "upload.base_url": "http://proxy.internal:8080"})
+
+
+def test_spark_conf_keys_keep_their_dots():
+    from jobs.config import parse_override
+
+    key, value = parse_override("spark.conf.spark.driver.memory=6g")
+    c = load_config(None, {"dry_run": True, key: value})
+    assert dict(c.spark.conf) == {"spark.driver.memory": "6g"}
+    path_conf = load_config(None, {"dry_run": True, "spark.conf.spark.sql.shuffle.partitions": 8,
+                                   "spark.master": "local[2]"})
+    assert dict(path_conf.spark.conf) == {"spark.sql.shuffle.partitions": "8"}
+    assert path_conf.spark.master == "local[2]"
+
+
+def test_line_limit_default():
+    assert load_config(None, {"dry_run": True}).max_line_bytes == 64 * 1024 * 1024

@@ -17,11 +17,16 @@ from pyspark.sql import functions as F
 from jobs import ledger
 from jobs.config import JobConfig
 from jobs.conversion.read import (
+    CORRUPT_FILE,
+    GZIP_SUFFIX,
     QUARANTINE_REASONS,
+    InputPlan,
+    corrupt_file_rows,
     good_batches,
     parse_batches,
     quarantine_rows,
-    read_lines,
+    starts_with_gzip_magic,
+    unreadable_file,
 )
 from jobs.conversion.transform import (
     EARLY_SKIP_REASONS,
@@ -47,6 +52,7 @@ class ConversionCounts:
     payloads: int = 0
     identities_not_forwarded: int = 0
     files: int = 0
+    corrupt_files: dict[str, str] = field(default_factory=dict)  # file → why it is unreadable
 
     @property
     def quarantined_total(self) -> int:
@@ -105,8 +111,44 @@ def date_range_filter(config: JobConfig) -> Column | None:
 
 def convert(spark: SparkSession, config: JobConfig, files: list[str], run_id: str,
             now: int) -> ConversionCounts:
-    """Run the conversion and write ``payloads`` (replaced) and ``quarantine`` (appended)."""
-    parsed = parse_batches(read_lines(spark, files))
+    """Run the conversion and write ``payloads`` (replaced) and ``quarantine`` (appended).
+
+    A file Spark cannot read (a truncated gzip) is set aside as ``corrupt_file`` and the pass
+    runs again without it; a plain file named ``.gz``, or gzip content under another name, is
+    read through a copy named for its content. Good input costs no extra pass.
+    """
+    plan = InputPlan(files, scratch=f"{config.output_dir.rstrip('/')}/_input/{run_id}")
+    try:
+        while True:
+            try:
+                counts, bad_files, gzip_content = _convert_pass(spark, config, plan, run_id, now)
+            except Exception as exc:
+                failure = unreadable_file(exc)
+                if failure is None or not plan.handle_read_failure(spark, *failure):
+                    raise
+                continue
+            misnamed = [f for f in gzip_content
+                        if not plan.copies.get(f, f).endswith(GZIP_SUFFIX)]
+            if not any([plan.read_as_gzip(spark, f) for f in misnamed]):
+                break
+        if plan.corrupt:
+            counts.corrupt_files = dict(plan.corrupt)
+            counts.input_lines += len(plan.corrupt)
+            counts.quarantined[CORRUPT_FILE] = len(plan.corrupt)
+            ledger.append_quarantine(corrupt_file_rows(spark, sorted(plan.corrupt), run_id),
+                                     config.table("quarantine"))
+        if bad_files:
+            _write_quarantine(spark, config, plan, bad_files, run_id)
+    finally:
+        plan.cleanup(spark)
+    return counts
+
+
+def _convert_pass(spark: SparkSession, config: JobConfig, plan: InputPlan, run_id: str,
+                  now: int) -> tuple[ConversionCounts, list[str], list[str]]:
+    """One pass over the readable files: payloads written, counts, the files that held
+    malformed lines and those whose lines begin like gzip content."""
+    parsed = parse_batches(plan.lines(spark), config.max_line_bytes)
     reason = F.col("quarantine_reason")
     line_obs = Observation("lines")
     parsed = parsed.observe(
@@ -115,6 +157,9 @@ def convert(spark: SparkSession, config: JobConfig, files: list[str], run_id: st
         _count_if(reason.isNull(), "batches"),
         *[_count_if(reason == F.lit(r), f"q_{r}") for r in QUARANTINE_REASONS],
         F.collect_set(F.when(reason.isNotNull(), F.col("source_file"))).alias("bad_files"),
+        F.collect_set(F.when((reason == F.lit("invalid_utf8"))
+                             & starts_with_gzip_magic(F.col("value")),
+                             F.col("source_file"))).alias("gzip_content"),
     )
 
     # Two observations: the early reasons (no parsing needed) are counted on every event, and
@@ -148,7 +193,7 @@ def convert(spark: SparkSession, config: JobConfig, files: list[str], run_id: st
 
     lines_m, events_m = line_obs.get, {**event_obs.get, **late_obs.get}
     counts = ConversionCounts(
-        files=len(files),
+        files=len(plan.files),
         input_lines=lines_m["input_lines"],
         batches=lines_m["batches"],
         quarantined={r: lines_m[f"q_{r}"] for r in QUARANTINE_REASONS if lines_m[f"q_{r}"]},
@@ -163,16 +208,13 @@ def convert(spark: SparkSession, config: JobConfig, files: list[str], run_id: st
     skipped["duplicate"] = counts.candidates - convertible - counts.payloads
     counts.skipped = {r: n for r, n in skipped.items() if n}
 
-    bad_files = sorted(lines_m["bad_files"] or [])
-    if bad_files:
-        _write_quarantine(spark, config, bad_files, run_id)
-    return counts
+    return counts, sorted(lines_m["bad_files"] or []), sorted(lines_m["gzip_content"] or [])
 
 
-def _write_quarantine(spark: SparkSession, config: JobConfig, bad_files: list[str],
-                      run_id: str) -> DataFrame:
+def _write_quarantine(spark: SparkSession, config: JobConfig, plan: InputPlan,
+                      bad_files: list[str], run_id: str) -> DataFrame:
     """Re-parse only the files that held malformed lines and append those lines."""
-    parsed = parse_batches(read_lines(spark, bad_files))
+    parsed = parse_batches(plan.lines(spark, only=bad_files), config.max_line_bytes)
     rows = quarantine_rows(parsed, run_id, config.quarantine_keep_raw)
     ledger.append_quarantine(rows, config.table("quarantine"))
     return rows

@@ -13,8 +13,12 @@ array) and is read as its raw JSON text, parsed later per shape.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import urllib.parse
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
+from py4j.protocol import Py4JError  # type: ignore[import-untyped]
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
@@ -67,20 +71,54 @@ BATCH_SCHEMA = T.StructType([
     T.StructField("_corrupt_record", _S),
 ])
 
-QUARANTINE_REASONS = ("invalid_json", "not_object", "events_not_array", "schema_mismatch")
+#: ``BATCH_SCHEMA`` with ``user_attributes`` as raw JSON text: re-reads a line that failed only
+#: because its attributes are an empty array (``[]``, as PHP encodes an empty map).
+_RAW_ATTRIBUTES_SCHEMA = T.StructType([
+    T.StructField(f.name, _S, True) if f.name == "user_attributes" else f
+    for f in BATCH_SCHEMA.fields
+])
+
+#: Line-level reasons, decided before parsing; then the parse reasons.
+QUARANTINE_REASONS = ("line_too_large", "invalid_utf8", "invalid_json", "not_object",
+                      "events_not_array", "schema_mismatch")
+#: A file that cannot be read at all is one quarantine row (and one input line) of this reason.
+CORRUPT_FILE = "corrupt_file"
+#: The first two bytes of every gzip stream (RFC 1952).
+GZIP_MAGIC = b"\x1f\x8b"
+#: Hadoop picks the gzip codec by this name suffix.
+GZIP_SUFFIX = ".gz"
 
 
-def read_lines(spark: SparkSession, files: Sequence[str]) -> DataFrame:
-    """One row per non-blank line: ``value`` (the raw text) and ``source_file``.
+def read_lines(spark: SparkSession, files: Sequence[str],
+               source_names: Mapping[str, str] | None = None) -> DataFrame:
+    """One row per non-blank line: ``value`` (the raw bytes of the line) and ``source_file``.
 
     Gzip files (``.gz``) are decompressed by Spark. Whitespace-only lines are not input lines
-    (SPEC §8) and are dropped here.
+    (SPEC §8) and are dropped here. The text reader does not decode: ``value`` holds the bytes
+    as they are in the file, so invalid UTF-8 is still visible to ``parse_batches``.
+    ``source_names`` maps a path read (a renamed copy) to the input file it stands for.
     """
     lines = spark.read.text(list(files))
+    path = F.col("_metadata.file_path")
+    source = path
+    for read_path, original in sorted((source_names or {}).items()):
+        source = F.when(path.endswith(_path_part(read_path)), F.lit(original)).otherwise(source)
     return (
-        lines.select("value", F.col("_metadata.file_path").alias("source_file"))
+        lines.select("value", source.alias("source_file"))
         .where(F.col("value").rlike(r"[^\p{IsWhite_Space}]"))
     )
+
+
+def _path_part(path: str) -> str:
+    """The path of a URI without scheme and authority (``file:/a/b`` and ``file:///a/b`` →
+    ``/a/b``), as a suffix to compare Spark's file paths with."""
+    return urllib.parse.urlsplit(path).path or path
+
+
+def starts_with_gzip_magic(value: Column) -> Column:
+    """True for a line whose raw bytes begin like a gzip stream: the first line of a gzip file
+    read as text (one not named ``.gz``)."""
+    return F.substring(value.cast("binary"), 1, 2) == F.lit(bytearray(GZIP_MAGIC))
 
 
 def _quarantine_reason(value: Column, corrupt: Column) -> Column:
@@ -104,34 +142,71 @@ def _quarantine_reason(value: Column, corrupt: Column) -> Column:
     )
 
 
-def parse_batches(lines: DataFrame) -> DataFrame:
+_PARSE_OPTIONS = {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": "_corrupt_record"}
+
+
+def _unreadable_reason(value: Column, max_line_bytes: int | None) -> Column:
+    """``line_too_large`` or ``invalid_utf8`` for a line that must not be parsed, else null.
+
+    The check is on the raw bytes: a literal U+FFFD in the input is valid UTF-8 and passes.
+    """
+    reason = F.when(~F.is_valid_utf8(value), F.lit("invalid_utf8"))
+    if max_line_bytes is not None:
+        reason = (F.when(F.octet_length(value) > F.lit(max_line_bytes), F.lit("line_too_large"))
+                  .when(~F.is_valid_utf8(value), F.lit("invalid_utf8")))
+    return reason
+
+
+def parse_batches(lines: DataFrame, max_line_bytes: int | None = None) -> DataFrame:
     """Parse each line against ``BATCH_SCHEMA``.
 
     Returns the lines with ``batch`` (the parsed struct, null for quarantined lines),
     ``quarantine_reason`` (null for good lines) and ``line_digest`` (SHA-256 of the raw line:
-    identifies a line without keeping its text, and the batch when it carries no id).
+    identifies a line without keeping its text, and the batch when it carries no id). Lines
+    longer than ``max_line_bytes`` or not valid UTF-8 are never parsed. ``"user_attributes":
+    []`` reads as an empty map (only the empty array: any other array is a schema mismatch).
     """
-    parsed = F.from_json(
-        F.col("value"), BATCH_SCHEMA,
-        {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": "_corrupt_record"},
+    value = F.col("value")
+    first = F.col("_first")
+    with_fallback = (
+        lines.withColumn("_unreadable", _unreadable_reason(value, max_line_bytes))
+        .withColumn("_first", F.when(F.col("_unreadable").isNull(),
+                                     F.from_json(value, BATCH_SCHEMA, _PARSE_OPTIONS)))
+        # Re-read only the lines that failed (``when`` short-circuits: free on good input).
+        .withColumn("_raw_attrs", F.when(
+            first["_corrupt_record"].isNotNull(),
+            F.from_json(value, _RAW_ATTRIBUTES_SCHEMA, _PARSE_OPTIONS)))
     )
+    raw_attrs = F.col("_raw_attrs")
+    empty_attributes = (raw_attrs["_corrupt_record"].isNull()
+                        & raw_attrs["user_attributes"].rlike(r"^\[\s*\]$"))
+    batch = F.when(first["_corrupt_record"].isNotNull() & F.coalesce(empty_attributes,
+                                                                      F.lit(False)),
+                   raw_attrs.withField("user_attributes",
+                                       F.create_map().cast(T.MapType(_S, _S)))).otherwise(first)
     return (
-        lines.withColumn("batch", parsed)
-        .withColumn("quarantine_reason",
-                    _quarantine_reason(F.col("value"), F.col("batch._corrupt_record")))
-        .withColumn("line_digest", F.sha2(F.col("value"), 256))
+        with_fallback.withColumn("batch", batch)
+        .withColumn("quarantine_reason", F.coalesce(
+            F.col("_unreadable"),
+            _quarantine_reason(value, F.col("batch._corrupt_record"))))
+        .withColumn("line_digest", F.sha2(value, 256))
+        .drop("_unreadable", "_first", "_raw_attrs")
     )
 
 
 def quarantine_rows(parsed: DataFrame, run_id: str, keep_raw: bool) -> DataFrame:
-    """The rows of the ``quarantine`` table: file, digest, reason and (optionally) the line."""
-    raw = F.col("value") if keep_raw else F.lit(None).cast(_S)
+    """The rows of the ``quarantine`` table: file, digest, reason and (optionally) the line.
+
+    The raw text of a line too large or not valid UTF-8 is never kept."""
+    reason = F.col("quarantine_reason")
+    raw = (F.when(~reason.isin("line_too_large", "invalid_utf8"), F.col("value"))
+           if keep_raw else F.lit(None).cast(_S))
     return parsed.where(F.col("quarantine_reason").isNotNull()).select(
         F.lit(run_id).alias("run_id"),
         "source_file",
         "line_digest",
         F.col("quarantine_reason").alias("reason"),
-        F.length("value").alias("line_length"),
+        F.octet_length("value").alias("line_length"),
         raw.alias("raw_line"),
     )
 
@@ -141,3 +216,123 @@ def good_batches(parsed: DataFrame) -> DataFrame:
     return parsed.where(F.col("quarantine_reason").isNull()).select(
         "source_file", "line_digest", "batch"
     )
+
+
+def corrupt_file_rows(spark: SparkSession, files: Sequence[str], run_id: str) -> DataFrame:
+    """One ``quarantine`` row per file that cannot be read (no digest, length or text)."""
+    return spark.createDataFrame(
+        [(run_id, f, None, CORRUPT_FILE, None, None) for f in files],
+        "run_id string, source_file string, line_digest string, reason string, "
+        "line_length int, raw_line string")
+
+
+# ----- files that cannot be read as named ------------------------------------------------------
+@dataclass
+class InputPlan:
+    """How the input files are read: as named, through a copy whose name tells Hadoop the right
+    codec (a gzip not named ``.gz``, a plain file named ``.gz``), or not at all (corrupt).
+
+    ``scratch`` is the folder of the copies (under the output folder, removed by ``cleanup``).
+    """
+
+    files: Sequence[str]
+    scratch: str
+    copies: dict[str, str] = field(default_factory=dict)  # input file → copy read instead
+    corrupt: dict[str, str] = field(default_factory=dict)  # input file → why it is unreadable
+
+    def read_paths(self, only: Sequence[str] | None = None) -> list[str]:
+        wanted = set(only) if only is not None else None
+        return [self.copies.get(f, f) for f in self.files
+                if f not in self.corrupt and (wanted is None or f in wanted)]
+
+    def lines(self, spark: SparkSession, only: Sequence[str] | None = None) -> DataFrame:
+        """``read_lines`` over the readable files (or the ``only`` ones), named as listed."""
+        return read_lines(spark, self.read_paths(only),
+                          {copy: f for f, copy in self.copies.items()})
+
+    def read_as_gzip(self, spark: SparkSession, path: str) -> bool:
+        """Read ``path`` (gzip content under another name) through a ``.gz`` copy; False when
+        it is already read that way."""
+        original = self._original(path)
+        if original is None or original in self.copies or original in self.corrupt:
+            return False
+        self.copies[original] = self._copy(spark, original, GZIP_SUFFIX)
+        return True
+
+    def handle_read_failure(self, spark: SparkSession, path: str, message: str) -> bool:
+        """Decide about a file Spark failed to read: a plain file named ``.gz`` is read through a
+        copy named as text; anything else is corrupt. False when ``path`` is not an input file
+        or was already handled (the failure is then not a file's fault)."""
+        original = self._original(path)
+        if original is None or original in self.corrupt:
+            return False
+        named_gzip = self.copies.get(original, original).endswith(GZIP_SUFFIX)
+        if named_gzip and original not in self.copies and not _has_gzip_magic(spark, original):
+            self.copies[original] = self._copy(spark, original, ".txt")
+        else:
+            self.corrupt[original] = message
+        return True
+
+    def _original(self, path: str) -> str | None:
+        part = _path_part(path)
+        for f in self.files:
+            if _path_part(f) == part or _path_part(self.copies.get(f, f)) == part:
+                return f
+        return None
+
+    def _copy(self, spark: SparkSession, original: str, suffix: str) -> str:
+        jvm, conf = _hadoop(spark)
+        name = original.rstrip("/").rsplit("/", 1)[-1]
+        target = f"{self.scratch.rstrip('/')}/{len(self.copies)}/{name}{suffix}"
+        src, dst = jvm.org.apache.hadoop.fs.Path(original), jvm.org.apache.hadoop.fs.Path(target)
+        jvm.org.apache.hadoop.fs.FileUtil.copy(src.getFileSystem(conf), src,
+                                               dst.getFileSystem(conf), dst, False, conf)
+        return str(dst.getFileSystem(conf).makeQualified(dst).toString())
+
+    def cleanup(self, spark: SparkSession) -> None:
+        if not self.copies:
+            return
+        jvm, conf = _hadoop(spark)
+        scratch = jvm.org.apache.hadoop.fs.Path(self.scratch)
+        scratch.getFileSystem(conf).delete(scratch, True)
+
+
+def _hadoop(spark: SparkSession) -> tuple[Any, Any]:
+    jvm = spark.sparkContext._jvm
+    assert jvm is not None
+    return jvm, spark.sparkContext._jsc.hadoopConfiguration()
+
+
+def _has_gzip_magic(spark: SparkSession, path: str) -> bool:
+    """Whether the file begins with the gzip magic bytes (read through Hadoop's FileSystem)."""
+    jvm, conf = _hadoop(spark)
+    p = jvm.org.apache.hadoop.fs.Path(path)
+    stream = p.getFileSystem(conf).open(p)
+    try:
+        return bool(stream.read() == GZIP_MAGIC[0] and stream.read() == GZIP_MAGIC[1])
+    finally:
+        stream.close()
+
+
+def unreadable_file(exc: BaseException) -> tuple[str, str] | None:
+    """The file and the root cause when ``exc`` is Spark failing to read one input file
+    (``FAILED_READ_FILE``), else None."""
+    throwable: Any = getattr(exc, "java_exception", None) or getattr(exc, "_origin", None)
+    path, seen = None, 0
+    while throwable is not None and seen < 50:
+        seen += 1
+        condition = None
+        try:
+            condition = throwable.getCondition()
+        except Py4JError:  # not a SparkThrowable
+            condition = None
+        if path is None and condition and str(condition).startswith("FAILED_READ_FILE"):
+            path = throwable.getMessageParameters().get("path")
+        cause = throwable.getCause()
+        if cause is None:
+            break
+        throwable = cause
+    if path is None or throwable is None:
+        return None
+    root = f"{throwable.getClass().getSimpleName()}: {throwable.getMessage()}"
+    return str(path), root

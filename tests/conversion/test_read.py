@@ -1,4 +1,4 @@
-"""Reading dumps: listing, gzip, hidden and verification files, quarantine reasons, real samples."""
+"""Reading dumps: gzip, quarantine reasons (line, parse and file level), real samples."""
 
 from __future__ import annotations
 
@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from jobs.conversion.listing import NoInputFiles, list_input_files
+from jobs import ledger
+from jobs.config import load_config
 from jobs.conversion.read import parse_batches, read_lines
-from tests.helpers import PUBLISHED_SAMPLES
+from jobs.pipeline import run_backfill
+from tests.helpers import NOW, PUBLISHED_SAMPLES, batch, commerce
 
 MALFORMED = {
     '{"events": [{"event_type": "commerce_event"': "invalid_json",
@@ -38,53 +40,6 @@ def test_quarantine_reasons(spark):
         assert got[line] is None, line
 
 
-@pytest.fixture
-def dump(tmp_path):
-    root = tmp_path / "dump"
-    (root / "2026-10-01").mkdir(parents=True)
-    (root / "2026-10-02" / "nested").mkdir(parents=True)
-    (root / "2026-10-09").mkdir(parents=True)
-    (root / "2026-10-01" / "a.txt").write_text('{"events": []}\n  \n{"events": []}\n')
-    with gzip.open(root / "2026-10-02" / "nested" / "b.txt.gz", "wt") as f:
-        f.write('{"events": []}\n[1]\n')
-    (root / "2026-10-09" / "c.txt").write_text('{"events": []}\n')
-    (root / "mParticle_Bucket_Verification_20261001-101010.txt").write_text("{}")
-    (root / "mparticle_validation.txt").write_text("{}")
-    (root / "_SUCCESS").write_text("")
-    (root / ".hidden.txt").write_text('{"events": []}\n')
-    (root / "_tmp").mkdir()
-    (root / "_tmp" / "d.txt").write_text('{"events": []}\n')
-    (root / "empty.txt").write_text("")
-    return root
-
-
-def test_listing_skips_what_is_not_data(spark, dump):
-    files = list_input_files(spark, [str(dump)]).paths
-    names = sorted(Path(f).name for f in files)
-    assert names == ["a.txt", "b.txt.gz", "c.txt"]
-
-
-def test_globs_and_date_pruning(spark, dump):
-    assert len(list_input_files(spark, [str(dump / "2026-10-0[12]")]).paths) == 2
-    pruned = list_input_files(spark, [str(dump)], from_date="2026-10-05",
-                              to_date="2026-10-31").paths
-    assert [Path(f).name for f in pruned] == ["c.txt"]
-
-
-def test_no_files_is_a_clear_error(spark, tmp_path):
-    with pytest.raises(NoInputFiles, match="no data files"):
-        list_input_files(spark, [str(tmp_path)])
-
-
-def test_read_lines_gzip_and_blank_lines(spark, dump):
-    lines = read_lines(spark, list_input_files(spark, [str(dump)]).paths)
-    rows = lines.collect()
-    assert len(rows) == 5  # the whitespace-only line is not an input line
-    assert sum(1 for r in rows if r["source_file"].endswith("b.txt.gz")) == 2
-    reasons = [r["quarantine_reason"] for r in parse_batches(lines).collect()]
-    assert reasons.count("not_object") == 1
-
-
 def test_every_published_batch_parses(spark):
     batches = (PUBLISHED_SAMPLES / "batches.ndjson").read_text().splitlines()
     assert len(batches) == 11
@@ -96,9 +51,68 @@ def test_every_published_batch_parses(spark):
     assert all(reason is None for reason in got.values()), got
 
 
-def test_the_jobs_own_output_inside_the_input_is_not_read(spark, dump):
-    out = dump / "out"
-    (out / "payloads").mkdir(parents=True)
-    (out / "payloads" / "part-0.parquet").write_text("PAR1 not a dump")
-    files = list_input_files(spark, [str(dump)], exclude=[str(out)]).paths
-    assert sorted(Path(f).name for f in files) == ["a.txt", "b.txt.gz", "c.txt"]
+def test_invalid_utf8_is_quarantined_a_literal_replacement_character_is_not(spark, tmp_path):
+    bad = b'{"events": [], "user_identities": {"email": "j\xe9r\xf4me@example.com"}}\n'
+    literal = '{"events": [], "user_identities": {"email": "\ufffd@example.com"}}\n'.encode()
+    escaped = b'{"events": [], "user_identities": {"email": "\\ufffd@example.com"}}\n'
+    path = tmp_path / "mixed.json"
+    path.write_bytes(bad + literal + escaped)
+    rows = parse_batches(read_lines(spark, [str(path)])).collect()
+    reasons = [r["quarantine_reason"] for r in rows]
+    assert reasons == ["invalid_utf8", None, None]
+    assert rows[0]["batch"] is None  # never parsed, so never hashed
+
+
+def test_an_empty_array_of_user_attributes_is_an_empty_object(spark):
+    lines = ['{"events": [], "user_attributes": []}',
+             '{"events": [], "user_attributes": [ ]}',
+             '{"events": [], "user_attributes": ["$city"]}',
+             '{"events": [], "user_attributes": {"$city": "Paris"}}']
+    df = spark.createDataFrame([(x, "f") for x in lines], "value string, source_file string")
+    rows = {r["value"]: r for r in parse_batches(df).collect()}
+    for line in lines[:2]:
+        assert rows[line]["quarantine_reason"] is None, line
+        assert rows[line]["batch"]["user_attributes"] == {}
+        assert rows[line]["batch"]["events"] == []
+    assert rows[lines[2]]["quarantine_reason"] == "schema_mismatch"
+    assert rows[lines[3]]["batch"]["user_attributes"] == {"$city": "Paris"}
+
+
+def _purchase(n: int) -> str:
+    return batch([commerce(source_message_id=f"m-{n}", event_id=str(1000 + n))])
+
+
+@pytest.fixture
+def bad_files_dump(tmp_path):
+    """One good file, a truncated gzip, a plain file named .gz, a gzip named .json and a file
+    with one line over the limit: five convertible batches can be read."""
+    root = tmp_path / "dump"
+    root.mkdir()
+    (root / "good.json").write_text(_purchase(1) + "\n" + _purchase(2) + "\n")
+    whole = gzip.compress("".join(_purchase(n) + "\n" for n in range(10, 400)).encode())
+    (root / "truncated.json.gz").write_bytes(whole[: len(whole) // 2])
+    (root / "plain.json.gz").write_text(_purchase(3) + "\n")
+    (root / "gzipped.json").write_bytes(gzip.compress((_purchase(4) + "\n").encode()))
+    (root / "long.json").write_text(_purchase(5) + "\n" + '{"events": [], "pad": "'
+                                    + "x" * 5000 + '"}\n')
+    return root
+
+
+def test_one_bad_file_does_not_sink_the_run(spark, bad_files_dump, tmp_path):
+    config = load_config(None, {"input": [str(bad_files_dump)], "output_dir": str(tmp_path / "o"),
+                                "dry_run": True, "reference_time": NOW, "max_line_bytes": 4096,
+                                "progress": "off"})
+    report = run_backfill(spark, config, None)
+    c = report.counts
+    assert report.status == "succeeded" and c["reconciles"] == 1, report.text()
+    assert c["batches"] == 5 and c["payloads"] == 5
+    assert c["quarantined.corrupt_file"] == 1 and c["quarantined.line_too_large"] == 1
+    assert c["input_lines"] == c["batches"] + c["quarantined"] == 7
+    rows = {(Path(r["source_file"]).name, r["reason"]) for r in
+            ledger.read_table(spark, config.table("quarantine")).collect()}
+    assert rows == {("truncated.json.gz", "corrupt_file"), ("long.json", "line_too_large")}
+    assert any("truncated.json.gz" in n for n in report.notes)
+    sent = {json.loads(r["payload"])["event_id"] for r in
+            ledger.read_table(spark, config.table("payloads")).collect()}
+    assert sent == {"m-1", "m-2", "m-3", "m-4", "m-5"}
+    assert not list((tmp_path / "o").glob("_input/*")), "the renamed copies are removed"
