@@ -38,6 +38,24 @@ def test_sample_dump_counts_match_its_manifest_and_reconcile(sample_run):
         "future_time", "too_old", "invalid_amount", "invalid_currency",
         "purchase_without_value", "no_match_keys", "duplicate"}
     assert all(m.expected.values())  # the sample holds every case
+    assert c["gained_match_key"] == m.gained_match_key > 0
+    assert (f"events with a match key only from phone, state, zip or external id (SPEC §9; "
+            f"no_match_keys under profile mparticle): {m.gained_match_key}") in report.text()
+
+
+def test_profile_mparticle_counts_the_events_only_spec_9_keys_match_as_no_match_keys(
+        spark, tmp_path):
+    config = load_config(None, {"input": [str(SAMPLES / "sample_dump")],
+                                "output_dir": str(tmp_path), "dry_run": True,
+                                "reference_time": 1793836800, "mapping.profile": "mparticle"})
+    report = run_backfill(spark, config, None)
+    m = Manifest.load(SAMPLES / "sample_dump")
+    c = report.counts
+    assert c["reconciles"] == 1 and c["gained_match_key"] == 0
+    assert c["payloads"] == m.mparticle["convertible"] < m.convertible
+    assert {k.split(".", 1)[1]: v for k, v in c.items() if k.startswith("skipped.")} \
+        == {k: v for k, v in m.mparticle["expected"].items() if v}
+    assert c["skipped.no_match_keys"] == m.expected["no_match_keys"] + m.gained_match_key
 
 
 def test_payloads_and_quarantine_tables(spark, sample_run):
