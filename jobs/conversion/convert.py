@@ -24,6 +24,7 @@ from jobs.conversion.read import (
     read_lines,
 )
 from jobs.conversion.transform import (
+    MPARTICLE_KEY_COLUMNS,
     SKIP_REASONS,
     classified_events,
     payload_rows,
@@ -44,6 +45,10 @@ class ConversionCounts:
     skipped: dict[str, int] = field(default_factory=dict)
     payloads: int = 0
     identities_not_forwarded: int = 0
+    #: Events that are not skipped only thanks to SPEC §9's keys: without them (the
+    #: ``mparticle`` profile) they would be ``no_match_keys``. Copies later found duplicate
+    #: are included. Always 0 in the ``mparticle`` profile.
+    gained_match_key: int = 0
     files: int = 0
 
     @property
@@ -73,6 +78,7 @@ class ConversionCounts:
             "payloads": self.payloads,
             "skipped": self.skipped_total,
             "identities_not_forwarded": self.identities_not_forwarded,
+            "gained_match_key": self.gained_match_key,
         }
         flat.update({f"quarantined.{k}": v for k, v in self.quarantined.items()})
         flat.update({f"skipped.{k}": v for k, v in self.skipped.items()})
@@ -126,6 +132,10 @@ def convert(spark: SparkSession, config: JobConfig, files: list[str], run_id: st
         _count_if(~in_scope, "out_of_range"),
         *[_count_if(in_scope & (skip == F.lit(r)), f"s_{r}") for r in SKIP_REASONS],
         _count_if(in_scope & F.col("email_not_forwarded"), "not_forwarded"),
+        # not skipped, yet without one key of mParticle's integration (SPEC §9)
+        _count_if(in_scope & skip.isNull()
+                  & ~F.greatest(*[F.col(k).isNotNull() for k in MPARTICLE_KEY_COLUMNS]),
+                  "gained_match_key"),
     )
     if scope is not None:
         classified = classified.where(scope)
@@ -145,6 +155,7 @@ def convert(spark: SparkSession, config: JobConfig, files: list[str], run_id: st
         out_of_range=events_m["out_of_range"],
         payloads=unique_obs.get["payloads"],
         identities_not_forwarded=events_m["not_forwarded"],
+        gained_match_key=events_m["gained_match_key"],
     )
     skipped = {r: events_m[f"s_{r}"] for r in SKIP_REASONS}
     convertible = sum(v for v in skipped.values())  # duplicates are counted below
