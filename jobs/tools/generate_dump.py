@@ -770,7 +770,8 @@ class _Renderer:
         forced = -1
         if stream == _S_BATCH and file == 0 and p.edge_case_rate > 0:
             forced = index if index <= _FORCED_GAINED else -1
-        no_keys = rnd() < p.edge_case_rate or forced == _FORCED_NO_KEYS
+        no_keys = ((rnd() < p.edge_case_rate or forced == _FORCED_NO_KEYS)
+                   and forced != _FORCED_GAINED)
         gained = not no_keys and (rnd() < p.edge_case_rate or forced == _FORCED_GAINED)
         start, end = p.file_slice(file)
         ms = (start + int(rnd() * (end - start))) * 1000 + int(rnd() * 1000)
