@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from jobs import ledger
@@ -69,6 +71,16 @@ def test_payloads_and_quarantine_tables(spark, sample_run):
     assert len(quarantine) == report.counts["quarantined"]
     assert all(r["raw_line"] is None and len(r["line_digest"]) == 64 for r in quarantine)
     assert all(r["source_file"].endswith((".txt", ".txt.gz")) for r in quarantine)
+    # the extended profile's keys and rich contents are there (SPEC §9); no standard-named
+    # custom attribute is (SPEC §8: the sample's text "value" would make Meta refuse a request)
+    sent = [json.loads(r["payload"]) for r in payloads.select("payload").collect()]
+    for key in ("em", "ph", "st", "zp", "external_id"):
+        assert any(key in p["user_data"] for p in sent), key
+    assert all(type(p["user_data"].get("ph", [])) is list for p in sent)
+    assert any("title" in c for p in sent for c in p.get("custom_data", {}).get("contents", []))
+    custom = [p["custom_data"] for p in sent if "custom_data" in p]
+    assert all(type(cd.get("value", 1.0)) is float for cd in custom)
+    assert all(cd.get("content_type", "product") == "product" for cd in custom)
 
 
 def test_raw_lines_are_kept_only_when_asked(spark, tmp_path):
