@@ -24,6 +24,9 @@ import yaml
 DIALECTS = ("capi", "offline_conversions")
 LDU_MODES = ("never", "always", "california", "ccpa_opt_out")
 VALUE_MODES = ("sum_price", "price_x_quantity")
+#: SPEC §9: ``extended`` sends §4's keys plus phone, state, zip, external id and richer capi
+#: contents; ``mparticle`` sends exactly what mParticle's integration sent.
+PROFILES = ("extended", "mparticle")
 BODY_FORMATS = ("json", "form")
 #: Meta's per-request event limits (SPEC §5).
 MAX_EVENTS_PER_REQUEST = {"capi": 1000, "offline_conversions": 2000}
@@ -60,6 +63,11 @@ class MappingConfig:
     value_mode: str = "sum_price"
     email_identity_type: str = "email"
     ldu: str = "never"
+    #: SPEC §9: ``extended`` (§4 + §9 keys, richer capi contents) or ``mparticle`` (§4 only).
+    profile: str = "extended"
+    #: SPEC §9: the identity type sent as the external id (``customer_id`` also matches
+    #: ``customerid``; ``mpid`` means the batch's mpid).
+    external_id_type: str = "customer_id"
     #: product action → event name; None means SPEC §2's default for the dialect.
     event_names: Mapping[str, str] | None = None
 
@@ -349,6 +357,9 @@ def validate(config: JobConfig, *, for_upload: bool | None = None) -> None:
          "must be a three-letter ISO 4217 code")
     need(bool(m.email_identity_type and m.email_identity_type.strip()),
          "mapping.email_identity_type", "must be an identity type such as 'email'")
+    need(m.profile in PROFILES, "mapping.profile", f"must be one of {', '.join(PROFILES)}")
+    need(bool(m.external_id_type and m.external_id_type.strip()),
+         "mapping.external_id_type", "must be an identity type such as 'customer_id' or 'mpid'")
     if m.event_names is not None:
         need(len(m.event_names) > 0, "mapping.event_names", "must map at least one action")
     need(bool(config.output_dir), "output_dir", "is required")

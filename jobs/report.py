@@ -74,6 +74,10 @@ class RunReport:
         )
         for key in sorted(k for k in c if k.startswith("skipped.")):
             lines.append(f"      {key.split('.', 1)[1]:<22}{c[key]:>8}")
+        if "gained_match_key" in c:
+            lines.append(f"  events with a match key only from phone, state, zip or external id "
+                         f"(SPEC §9; no_match_keys under profile mparticle): "
+                         f"{c['gained_match_key']}")
         if c.get("identities_not_forwarded"):
             lines.append(f"  identities of the Email Type not sent (not hashes): "
                          f"{c['identities_not_forwarded']}")

@@ -12,6 +12,7 @@ def test_defaults_follow_the_spec():
     c = load_config(None, {"input": ["x"], "dry_run": True})
     assert c.dialect == "capi" and c.mapping.max_event_age_days == 62
     assert c.mapping.ldu == "never" and c.mapping.email_identity_type == "email"
+    assert c.mapping.profile == "extended" and c.mapping.external_id_type == "customer_id"
     assert c.chunk_size == 1000
     assert c.event_names["checkout"] == "InitiateCheckout"
     legacy = load_config(None, {"dialect": "offline_conversions", "dry_run": True})
@@ -29,6 +30,9 @@ def test_defaults_follow_the_spec():
     ({"from_date": "2026/01/01"}, "from_date"),
     ({"upload.nonsense": 1}, "upload.nonsense"),
     ({"upload.base_url": "http://h/?access_token=x"}, "upload.base_url"),
+    ({"mapping.profile": "meta"}, "mapping.profile"),
+    ({"mapping.profile": "Extended"}, "mapping.profile"),
+    ({"mapping.external_id_type": " "}, "mapping.external_id_type"),
 ])
 def test_wrong_settings_name_the_setting(overrides, setting):
     with pytest.raises(ConfigError, match=f"'{setting}'"):

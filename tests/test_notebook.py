@@ -175,8 +175,9 @@ def test_notebook_runs_on_the_sample_dump(kernel_name: str, tmp_path: Path) -> N
     assert not (tmp_path / "figures" / "delivery_status.png").exists()
     assert image_count(nb) == len(CHARTS)
     text = output_text(nb)
-    # The sample's known counts (jobs/samples/README.md): 951 events, 497 to send.
-    assert "951 events = 497 to send + 454 skipped" in text
+    # The sample's known counts (jobs/samples/README.md): 951 events, 488 to send.
+    assert "951 events = 488 to send + 463 skipped" in text
+    assert all(label in text for label in ("phone", "state", "zip", "external id"))  # coverage
     assert '"action_source": "physical_store"' in text  # capi preview
     assert '"match_keys": {' in text  # offline_conversions preview
     assert '"madid": "<advertising id, not shown>"' in text  # capi sends it unhashed

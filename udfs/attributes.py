@@ -1,4 +1,5 @@
-"""Batch-level lookups: reserved user attributes, identities, CCPA consent (SPEC §1, §4, §8)."""
+"""Batch-level lookups: reserved user attributes, identities, CCPA consent (SPEC §1, §4, §8,
+§9)."""
 
 from __future__ import annotations
 
@@ -78,38 +79,61 @@ def reserved_attribute(attributes: Column, name: str) -> Column:
     return lookup_reserved(reserved_entries(attributes, [name]), name)
 
 
-def identity_of_type(raw_identities: Column, identity_types: Sequence[str]) -> Column:
-    """The first non-null identity of one of ``identity_types`` (SPEC §4 Email Type).
+def identity_entries(raw_identities: Column, identity_types: Sequence[str]) -> Column:
+    """The identities of the batch whose type is one of ``identity_types`` and whose value is not
+    null, as an array of ``{key: identity type, value: identity}`` in the batch's order; read it
+    with :func:`lookup_identity`.
 
     ``raw_identities`` is the raw JSON text of ``user_identities``: either the inbound object
-    ``{"email": ...}`` or the outbound array ``[{"identity_type", "identity"}, ...]``.
+    ``{"email": ...}`` or the outbound array ``[{"identity_type", "identity"}, ...]``; anything
+    else gives null. The text is parsed once here, so several identity types of one batch (the
+    email, phone and external id keys) cost one parse.
     """
-    types = F.array(*[F.lit(t) for t in identity_types])
+    types = F.array(*[F.lit(t) for t in sorted(set(identity_types))])
     text = F.ltrim(raw_identities)
-    from_object = F.get(
-        F.filter(
-            F.map_entries(F.from_json(raw_identities, _IDENTITY_OBJECT.simpleString())),
-            lambda e: F.array_contains(types, e["key"]) & e["value"].isNotNull(),
-        ),
-        0,
-    )["value"]
-    from_array = F.get(
+    from_object = F.filter(
+        F.map_entries(F.from_json(raw_identities, _IDENTITY_OBJECT.simpleString())),
+        lambda e: F.array_contains(types, e["key"]) & e["value"].isNotNull(),
+    )
+    from_array = F.transform(
         F.filter(
             F.from_json(raw_identities, _IDENTITY_ARRAY),
             lambda i: F.array_contains(types, i["identity_type"]) & i["identity"].isNotNull(),
         ),
-        0,
-    )["identity"]
+        lambda i: F.struct(i["identity_type"].alias("key"), i["identity"].alias("value")),
+    )
     return (
         F.when(text.startswith("{"), from_object)
         .when(text.startswith("["), from_array)
     )
 
 
-def identity_types_for(email_identity_type: str) -> list[str]:
-    """The identity type names that match the Email Type setting (``customer_id`` also matches
-    the SDKs' ``customerid``)."""
-    name = email_identity_type.strip().lower()
+def lookup_identity(entries: Column, identity_types: Sequence[str]) -> Column:
+    """The first identity in :func:`identity_entries` whose type is one of ``identity_types``
+    (each must be among the types the entries were built for)."""
+    wanted = list(dict.fromkeys(identity_types))
+    if len(wanted) == 1:
+        match = lambda e: e["key"] == F.lit(wanted[0])  # noqa: E731
+    else:
+        match = lambda e: e["key"].isin(*wanted)  # noqa: E731
+    return F.get(F.filter(entries, match), 0)["value"]
+
+
+def identity_of_type(raw_identities: Column, identity_types: Sequence[str]) -> Column:
+    """The first non-null identity of one of ``identity_types`` (SPEC §4 Email Type).
+
+    ``raw_identities`` is the raw JSON text of ``user_identities``: either the inbound object
+    ``{"email": ...}`` or the outbound array ``[{"identity_type", "identity"}, ...]``. For
+    several types of one batch, :func:`identity_entries` + :func:`lookup_identity` parse once.
+    """
+    return lookup_identity(identity_entries(raw_identities, identity_types), identity_types)
+
+
+def identity_types_for(identity_type: str) -> list[str]:
+    """The identity type names that match an identity type setting (Email Type, external id
+    type): the name trimmed and lower-cased; ``customer_id`` also matches the SDKs'
+    ``customerid``."""
+    name = identity_type.strip().lower()
     if name in ("customer_id", "customerid"):
         return ["customer_id", "customerid"]
     return [name]

@@ -11,6 +11,8 @@ from pyspark.sql import types as T
 from udfs.numbers import is_invalid_amount, quantity_of, to_number
 from udfs.text import blank_to_null, trim_unicode, upper_invariant
 
+#: Rich contents fields (SPEC §9) → the product fields they come from.
+_DETAILS = {"title": "name", "brand": "brand", "category": "category"}
 #: Amounts: 20 integer digits and 10 decimals, so adding two never loses decimal places.
 MONEY = T.DecimalType(30, 10)
 
@@ -29,13 +31,33 @@ def event_time(timestamp_ms: Column) -> Column:
     return F.floor(to_number(timestamp_ms) / F.lit(1000)).cast("long")
 
 
-def parse_products(products: Column) -> Column:
+def product_text(value: Column) -> Column:
+    """A product's ``name``/``brand``/``category`` as sent in rich contents (SPEC §9): the text of
+    a JSON string, trimmed; null when it is empty, blank, null or not a JSON string (a number,
+    boolean, object or array is ignored).
+
+    ``value`` is the field read as a ``variant`` (the reader's schema keeps these fields as
+    variants, so a JSON ``12`` and a JSON ``"12"`` stay apart; a string schema would give the
+    text ``12`` for both).
+
+    Examples
+    --------
+    >>> df.select(product_text(F.parse_json(F.lit('" Acme "'))))  # "Acme"
+    >>> df.select(product_text(F.parse_json(F.lit("12"))))  # null
+    """
+    is_string = F.schema_of_variant(value) == F.lit("STRING")
+    return blank_to_null(F.when(is_string, F.variant_get(value, "$", "string")))
+
+
+def parse_products(products: Column, details: bool = False) -> Column:
     """Each product's fields parsed once, for the amount, value and contents rules below.
 
     An array of ``{id, price, has_price, quantity}``: ``id`` blank → null, ``price`` its number
     (:func:`~udfs.numbers.to_number`, null when absent or not a number), ``has_price`` whether a
     price was given at all, ``quantity`` as :func:`~udfs.numbers.quantity` (1 when absent, null
-    when invalid). A null array is an empty one.
+    when invalid). With ``details`` (rich contents, SPEC §9) also ``title``, ``brand`` and
+    ``category`` (:func:`product_text` of ``name``, ``brand``, ``category``). A null array is an
+    empty one.
 
     Why: a higher-order function (``transform``, ``filter``...) is evaluated row by row outside
     Spark's generated code, and Spark does not share one between expressions, so parsing the
@@ -43,16 +65,19 @@ def parse_products(products: Column) -> Column:
     """
     # Two passes: inside a lambda Spark evaluates each occurrence of an expression again, and
     # the quantity rule reads the parsed number twice; the second pass reads it as a field.
+    fields = _DETAILS if details else {}
     first = F.transform(F.coalesce(products, F.array()), lambda p: F.struct(
         blank_to_null(p["id"]).alias("id"),
         to_number(p["price"]).alias("price"),
         p["price"].isNotNull().alias("has_price"),
         p["quantity"].isNull().alias("no_quantity"),
         to_number(p["quantity"]).alias("number"),
+        *[product_text(p[source]).alias(name) for name, source in fields.items()],
     ))
     return F.transform(first, lambda p: F.struct(
         p["id"].alias("id"), p["price"].alias("price"), p["has_price"].alias("has_price"),
         quantity_of(p["no_quantity"], p["number"]).alias("quantity"),
+        *[p[name].alias(name) for name in fields],
     ))
 
 
@@ -123,26 +148,29 @@ def is_invalid_currency(raw: Column) -> Column:
     )
 
 
-def contents(products: Column, dialect: str) -> Column:
+def contents(products: Column, dialect: str, details: bool = False) -> Column:
     """One entry per product with a non-empty id and a valid quantity; null when none.
 
     Legacy entries are ``{id, quantity, price}``, capi ``{id, quantity, item_price}``; the
-    price is omitted when null (SPEC §3, §8).
+    price is omitted when null (SPEC §3, §8). With ``details`` (capi, ``extended`` profile:
+    SPEC §9) entries also carry ``title``, ``brand`` and ``category``, each only when non-empty.
     """
-    return contents_parsed(parse_products(products), dialect)
+    return contents_parsed(parse_products(products, details), dialect, details)
 
 
-def contents_parsed(parsed: Column, dialect: str) -> Column:
-    """:func:`contents` on products from :func:`parse_products`."""
+def contents_parsed(parsed: Column, dialect: str, details: bool = False) -> Column:
+    """:func:`contents` on products from :func:`parse_products` (with the same ``details``)."""
     price_key = "item_price" if dialect == "capi" else "price"
 
     def listed(p: Column) -> Column:
         return p["id"].isNotNull() & p["quantity"].isNotNull()
 
+    extra = list(_DETAILS) if details else []
     entries = F.array_compact(F.transform(parsed, lambda p: F.when(listed(p), F.struct(
         p["id"].alias("id"),
         p["quantity"].cast("double").alias("quantity"),
         p["price"].cast("double").alias(price_key),
+        *[p[name].alias(name) for name in extra],
     ))))
     return F.when(F.exists(parsed, listed), entries)
 

@@ -35,6 +35,7 @@ import pycountry
 from pyspark.sql import Column
 from pyspark.sql import functions as F
 
+from udfs.lookup import BUCKET_MAX_LENGTH, bucket_of, bucketed_get, bucketed_table_sql
 from udfs.text import letters_only, upper_invariant
 
 #: Keys that are not ISO codes or names but are common enough to map (already in key form).
@@ -97,32 +98,19 @@ def country_key_collisions() -> tuple[tuple[str, str, str], ...]:
     return _table()[1]
 
 
-def _sql_string(text: str) -> str:
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
 #: Keys longer than this share the last length bucket.
-_BUCKET_MAX_LENGTH = 48
+_BUCKET_MAX_LENGTH = BUCKET_MAX_LENGTH
 
 
 def country_bucket(key: str) -> int:
     """The bucket of a lookup key: its length (capped) and first letter (A-Z, else 0), as the
     Spark side computes it in :func:`country_code`."""
-    first = ord(key[0]) - 64 if key and "A" <= key[0] <= "Z" else 0
-    return min(len(key), _BUCKET_MAX_LENGTH) * 27 + first
+    return bucket_of(key, _BUCKET_MAX_LENGTH)
 
 
 @functools.cache
 def _lookup_sql() -> str:
-    buckets: list[list[tuple[str, str]]] = [[] for _ in range((_BUCKET_MAX_LENGTH + 1) * 27)]
-    for key, code in _table()[0]:
-        buckets[country_bucket(key)].append((key, code))
-    maps = [
-        "map(" + ", ".join(_sql_string(x) for pair in bucket for x in pair) + ")" if bucket
-        else "cast(map() as map<string,string>)"
-        for bucket in buckets
-    ]
-    return "array(" + ", ".join(maps) + ")"
+    return bucketed_table_sql(_table()[0], _BUCKET_MAX_LENGTH)
 
 
 def country_lookup() -> Column:
@@ -152,8 +140,4 @@ def country_code(col: Column) -> Column:
     >>> df.select(country_code(F.lit("U.S.A.")))  # "us"
     """
     key = upper_invariant(letters_only(col))
-    first = F.ascii(key)
-    bucket = (F.least(F.char_length(key), F.lit(_BUCKET_MAX_LENGTH)) * F.lit(27)
-              + F.when((first >= F.lit(65)) & (first <= F.lit(90)), first - F.lit(64))
-              .otherwise(F.lit(0)))
-    return F.get(country_lookup(), bucket)[key]
+    return bucketed_get(_lookup_sql(), key, _BUCKET_MAX_LENGTH)

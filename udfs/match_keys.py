@@ -1,5 +1,5 @@
-"""Match keys of SPEC §4 / §8: each builder gives the value to send, or null when the key is
-omitted (empty or invalid after normalization).
+"""Match keys of SPEC §4 / §8 / §9: each builder gives the value to send, or null when the key
+is omitted (empty or invalid after normalization).
 
 Hashed keys pass a value that, after trimming, is exactly 64 hex characters through as a hash
 (lower-cased, not hashed again); ``madid`` is the exception, it must be a UUID.
@@ -12,8 +12,10 @@ from pyspark.sql import functions as F
 
 from udfs.countries import country_code
 from udfs.hashing import hash_unless_hashed, is_sha256_hex, sha256_hex
+from udfs.subdivisions import us_subdivision_code
 from udfs.text import (
     WHITE_SPACE,
+    WHITE_SPACE_CHARS,
     blank_to_null,
     letters_only,
     lower_invariant,
@@ -25,6 +27,14 @@ _EMAIL = rf"\A[^@{WHITE_SPACE}]+@[^@{WHITE_SPACE}]+\.[^@{WHITE_SPACE}]+\z"
 _UUID = r"\A[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\z"
 #: The IDFA of a device with tracking limited: never a match key.
 ZERO_UUID = "00000000-0000-0000-0000-000000000000"
+#: SHA-256 of ``us``: the ``country`` key of a US batch (SPEC §4).
+US_COUNTRY_KEY = "79adb2a2fce5c6ba215fe5f27f532d4e7edbac4b6a5e09e1ef3a08084a904621"
+#: Removed from a phone number before the digit check (SPEC §9).
+_PHONE_SEPARATORS = WHITE_SPACE_CHARS + "+-.()/"
+_PHONE_DIGITS = r"\A[0-9]{7,15}\z"
+_ZIP_REMOVED = WHITE_SPACE_CHARS + "-"
+_ZIP = r"\A[a-z0-9]{2,}\z"
+_FIVE_DIGITS = r"\A[0-9]{5}"
 
 
 def hashed_email(col: Column) -> Column:
@@ -166,3 +176,87 @@ def is_non_blank(col: Column) -> Column:
     >>> df.select(is_non_blank(F.lit("\\u00a0")))  # false
     """
     return blank_to_null(col).isNotNull()
+
+
+# ----- SPEC §9 -------------------------------------------------------------------------------
+def first_non_blank(*sources: Column) -> Column:
+    """The first source holding a non-blank value, trimmed (SPEC §9 "first non-blank"); null when
+    every source is null or blank. Later sources are not looked at once one is non-blank, even
+    when its value then proves invalid.
+
+    Examples
+    --------
+    >>> df.select(first_non_blank(F.lit(" "), F.lit("+1 650"), F.lit("x")))  # "+1 650"
+    """
+    return F.coalesce(*[blank_to_null(s) for s in sources])
+
+
+def hashed_phone(col: Column) -> Column:
+    """The ``phone``/``ph`` key: trim; a 64-hex value passes through lower-cased; else remove
+    ``White_Space`` and ``+ - . ( ) /``, the rest must be ASCII digits, leading zeros go, and
+    7 to 15 digits must remain; then SHA-256. No country code is added. Null → null.
+
+    Examples
+    --------
+    >>> df.select(hashed_phone(F.lit("+1 (650) 555-0100")))  # sha256("16505550100")
+    >>> df.select(hashed_phone(F.lit("0044 20 7946 0000")))  # sha256("442079460000")
+    """
+    digits = F.ltrim(F.translate(col, _PHONE_SEPARATORS, ""), F.lit("0"))
+    return hash_unless_hashed(col, F.when(digits.rlike(_PHONE_DIGITS), digits))
+
+
+def country_is_us_or_absent(country_key: Column) -> Column:
+    """True when the batch's §4 ``country`` key (hashed: :func:`hashed_country`) is the digest of
+    ``us`` (a passed 64-hex digest of ``us`` included) or is omitted (missing, blank, unmapped
+    such as ``XX``): the condition of SPEC §9's state and zip rules. Never null.
+
+    Examples
+    --------
+    >>> df.select(country_is_us_or_absent(F.col("k_country")))
+    """
+    return country_key.isNull() | (country_key == F.lit(US_COUNTRY_KEY))
+
+
+def hashed_state(col: Column, us_or_absent: Column) -> Column:
+    """The ``st`` key: letters and marks, lower-cased (as :func:`hashed_name`); when
+    ``us_or_absent`` (:func:`country_is_us_or_absent`) and the value is the name of a US state,
+    district or outlying area (:func:`~udfs.subdivisions.us_subdivision_code`, compared on
+    letters only, case-insensitively), its two-letter code instead; then SHA-256. A 64-hex value
+    passes through lower-cased. Null → null.
+
+    Examples
+    --------
+    >>> df.select(hashed_state(F.lit("District of Columbia"), F.lit(True)))  # sha256("dc")
+    >>> df.select(hashed_state(F.lit("California"), F.lit(False)))  # sha256("california")
+    """
+    letters = letters_only(col)
+    code = F.when(us_or_absent, us_subdivision_code(upper_invariant(letters)))
+    return hash_unless_hashed(col, F.coalesce(code, lower_invariant(letters)))
+
+
+def hashed_zip(col: Column, us_or_absent: Column) -> Column:
+    """The ``zip``/``zp`` key: trim, lower-case, remove ``White_Space`` and ``-``; when
+    ``us_or_absent`` and the value starts with 5 ASCII digits, only those 5; valid only as 2 or
+    more ASCII letters and digits; then SHA-256. A 64-hex value passes through lower-cased.
+    Null → null.
+
+    Examples
+    --------
+    >>> df.select(hashed_zip(F.lit("94105-1234"), F.lit(True)))  # sha256("94105")
+    >>> df.select(hashed_zip(F.lit("SW1A 1AA"), F.lit(False)))  # sha256("sw1a1aa")
+    """
+    zip_code = lower_invariant(F.translate(col, _ZIP_REMOVED, ""))
+    cut = (F.when(us_or_absent & zip_code.rlike(_FIVE_DIGITS), F.substring(zip_code, 1, 5))
+           .otherwise(zip_code))
+    return hash_unless_hashed(col, F.when(cut.rlike(_ZIP), cut))
+
+
+def hashed_external_id(col: Column) -> Column:
+    """The ``extern_id``/``external_id`` key: trim; a 64-hex value passes through lower-cased;
+    else SHA-256 of the trimmed text, case kept. Empty → null; null → null.
+
+    Examples
+    --------
+    >>> df.select(hashed_external_id(F.lit(" C-100042 ")))  # sha256("C-100042")
+    """
+    return hash_unless_hashed(col, trim_unicode(col))

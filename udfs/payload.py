@@ -1,4 +1,4 @@
-"""The exact JSON element sent to Meta, per dialect (SPEC §5, §6, §8), built in the JVM.
+"""The exact JSON element sent to Meta, per dialect (SPEC §5, §6, §8, §9), built in the JVM.
 
 ``to_json`` omits null fields, so an omitted key is simply a null column. The ``custom_data``
 object mixes typed reserved fields with free-form custom attributes; it is assembled from two
@@ -7,10 +7,19 @@ object mixes typed reserved fields with free-form custom attributes; it is assem
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from pyspark.sql import Column
 from pyspark.sql import functions as F
 
-RESERVED_CUSTOM_KEYS = ("value", "currency", "contents", "order_id")
+#: SPEC §8: Meta's standard ``custom_data`` parameters. A capi custom attribute named exactly
+#: (case-sensitively) like one of them is never sent: Meta validates these names and refuses a
+#: whole request for one wrong value (a text ``value``), so only the job's own values go there.
+STANDARD_CUSTOM_DATA_KEYS = (
+    "value", "net_revenue", "currency", "content_name", "content_category", "content_ids",
+    "contents", "content_type", "order_id", "predicted_ltv", "num_items", "status",
+    "search_string", "delivery_category", "item_number",
+)
 #: Omitted keys are null fields: say so explicitly rather than rely on the session's default.
 _JSON = {"ignoreNullFields": "true"}
 
@@ -72,32 +81,43 @@ def _integral_quantities(payload: Column) -> Column:
     return F.regexp_replace(payload, r'"quantity":(-?\d+)\.0(?=[,}])', '"quantity":$1')
 
 
-def _custom_attributes_json(custom_attributes: Column, drop_keys: Column | None = None) -> Column:
+def _custom_attributes_json(custom_attributes: Column, drop_keys: Sequence[str] = ()) -> Column:
     attrs = custom_attributes
-    if drop_keys is not None:
-        # ``drop_keys`` may hold nulls: arrays_overlap is then null (not false) when no key
-        # matches, and array_contains null when the key is not there; both mean "keep".
+    if drop_keys:
         # map_filter runs outside generated code, entry by entry: only when a key must go.
+        dropped = F.array(*[F.lit(k) for k in drop_keys])
         attrs = F.when(
-            F.arrays_overlap(F.map_keys(attrs), drop_keys),
-            F.map_filter(attrs, lambda k, _v: ~F.coalesce(F.array_contains(drop_keys, k),
-                                                          F.lit(False))),
+            F.arrays_overlap(F.map_keys(attrs), dropped),
+            F.map_filter(attrs, lambda k, _v: ~F.array_contains(dropped, k)),
         ).otherwise(attrs)
     return F.coalesce(F.to_json(attrs, _JSON), F.lit("{}"))
+
+
+def _string_null() -> Column:
+    return F.lit(None).cast("string")
 
 
 def capi_payload(*, event_name: Column, event_time: Column, event_id: Column, em: Column,
                  madid: Column, ge: Column, fn: Column, ln: Column, ct: Column, country: Column,
                  value: Column, currency: Column, contents: Column, order_id: Column,
-                 custom_attributes: Column, dpo: list[Column]) -> Column:
-    """A Conversions API event with ``action_source: physical_store`` (SPEC §5, §8).
+                 custom_attributes: Column, dpo: list[Column], ph: Column | None = None,
+                 st: Column | None = None, zp: Column | None = None,
+                 external_id: Column | None = None, content_type: Column | None = None
+                 ) -> Column:
+    """A Conversions API event with ``action_source: physical_store`` (SPEC §5, §8, §9).
 
-    ``em`` is sent as a one-element list; a custom attribute named like a reserved custom_data
-    key is kept only when that key is not sent.
+    ``em`` and ``ph`` are sent as one-element lists, every other key as a string; a key left
+    out (None) or null is not sent. ``content_type`` (SPEC §9: ``"product"`` with rich contents)
+    goes into ``custom_data`` after ``order_id``. A custom attribute named like one of Meta's
+    standard ``custom_data`` parameters (:data:`STANDARD_CUSTOM_DATA_KEYS`) is never sent.
     """
+    ph, st, zp, external_id, content_type = (
+        _string_null() if c is None else c for c in (ph, st, zp, external_id, content_type))
     user_data = F.struct(
         F.when(em.isNotNull(), F.array(em)).alias("em"), madid.alias("madid"), ge.alias("ge"),
         fn.alias("fn"), ln.alias("ln"), ct.alias("ct"), country.alias("country"),
+        F.when(ph.isNotNull(), F.array(ph)).alias("ph"), st.alias("st"), zp.alias("zp"),
+        external_id.alias("external_id"),
     )
     base = F.to_json(F.struct(
         event_name.alias("event_name"), event_time.alias("event_time"),
@@ -108,12 +128,10 @@ def capi_payload(*, event_name: Column, event_time: Column, event_id: Column, em
     reserved = _integral_quantities(F.to_json(F.struct(
         value.alias("value"), F.when(value.isNotNull(), currency).alias("currency"),
         contents.alias("contents"), order_id.alias("order_id"),
+        F.when(contents.isNotNull(), content_type).alias("content_type"),
     ), _JSON))
-    sent = F.array(*[  # null for a key that is not sent
-        F.when(col.isNotNull(), F.lit(key))
-        for key, col in zip(RESERVED_CUSTOM_KEYS, (value, value, contents, order_id), strict=True)
-    ])
-    custom = merge_json_objects(reserved, _custom_attributes_json(custom_attributes, sent))
+    custom = merge_json_objects(
+        reserved, _custom_attributes_json(custom_attributes, STANDARD_CUSTOM_DATA_KEYS))
     # nullif evaluates ``custom`` once (Spark computes it in a projection of its own).
     return with_field(base, "custom_data", F.nullif(custom, F.lit("{}")))
 
@@ -121,12 +139,18 @@ def capi_payload(*, event_name: Column, event_time: Column, event_id: Column, em
 def legacy_payload(*, event_name: Column, event_time: Column, email: Column, madid: Column,
                    gen: Column, fn: Column, ln: Column, ct: Column, country: Column,
                    value: Column, currency: Column, contents: Column, order_id: Column,
-                   custom_attributes: Column, dpo: list[Column]) -> Column:
-    """An Offline Conversions API event (SPEC §5, §8): string ``match_keys``, top-level
+                   custom_attributes: Column, dpo: list[Column], phone: Column | None = None,
+                   st: Column | None = None, zip_code: Column | None = None,
+                   extern_id: Column | None = None) -> Column:
+    """An Offline Conversions API event (SPEC §5, §8, §9): string ``match_keys`` (``phone``,
+    ``st``, ``zip``, ``extern_id`` after §4's; a key left out or null is not sent), top-level
     value/currency, ``custom_data`` = the custom attributes or ``{}``."""
+    phone, st, zip_code, extern_id = (
+        _string_null() if c is None else c for c in (phone, st, zip_code, extern_id))
     match_keys = F.struct(
         email.alias("email"), madid.alias("madid"), gen.alias("gen"), fn.alias("fn"),
-        ln.alias("ln"), ct.alias("ct"), country.alias("country"),
+        ln.alias("ln"), ct.alias("ct"), country.alias("country"), phone.alias("phone"),
+        st.alias("st"), zip_code.alias("zip"), extern_id.alias("extern_id"),
     )
     # The quantities are in this object, not in the custom attributes: the regex scans it only.
     base = _integral_quantities(F.to_json(F.struct(

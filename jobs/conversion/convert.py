@@ -30,6 +30,7 @@ from jobs.conversion.read import (
 )
 from jobs.conversion.transform import (
     EARLY_SKIP_REASONS,
+    MPARTICLE_KEY_COLUMNS,
     SKIP_REASONS,
     classify_survivors,
     early_events,
@@ -51,6 +52,10 @@ class ConversionCounts:
     skipped: dict[str, int] = field(default_factory=dict)
     payloads: int = 0
     identities_not_forwarded: int = 0
+    #: Events that are not skipped only thanks to SPEC §9's keys: without them (the
+    #: ``mparticle`` profile) they would be ``no_match_keys``. Copies later found duplicate
+    #: are included. Always 0 in the ``mparticle`` profile.
+    gained_match_key: int = 0
     files: int = 0
     corrupt_files: dict[str, str] = field(default_factory=dict)  # file → why it is unreadable
 
@@ -81,6 +86,7 @@ class ConversionCounts:
             "payloads": self.payloads,
             "skipped": self.skipped_total,
             "identities_not_forwarded": self.identities_not_forwarded,
+            "gained_match_key": self.gained_match_key,
         }
         flat.update({f"quarantined.{k}": v for k, v in self.quarantined.items()})
         flat.update({f"skipped.{k}": v for k, v in self.skipped.items()})
@@ -184,6 +190,10 @@ def _convert_pass(spark: SparkSession, config: JobConfig, plan: InputPlan, run_i
         late_obs,
         F.count(F.lit(1)).alias("survivors"),
         *[_count_if(skip == F.lit(r), f"s_{r}") for r in late_reasons],
+        # not skipped, yet without one key of mParticle's integration (SPEC §9)
+        _count_if(skip.isNull()
+                  & ~F.greatest(*[F.col(k).isNotNull() for k in MPARTICLE_KEY_COLUMNS]),
+                  "gained_match_key"),
     )
     unique = unique_payloads(classified, config)
     unique_obs = Observation("payloads")
@@ -201,6 +211,7 @@ def _convert_pass(spark: SparkSession, config: JobConfig, plan: InputPlan, run_i
         out_of_range=events_m["out_of_range"],
         payloads=unique_obs.get["payloads"],
         identities_not_forwarded=events_m["not_forwarded"],
+        gained_match_key=events_m["gained_match_key"],
     )
     skipped = {r: events_m[f"s_{r}"] for r in SKIP_REASONS}
     convertible = sum(v for v in skipped.values())  # duplicates are counted below

@@ -25,11 +25,15 @@ from pyspark.sql import types as T
 
 _S = T.StringType()
 
+#: A product's descriptive texts are variants: rich contents (SPEC §9) send them only when they
+#: are JSON strings, which a string field cannot tell from a number (both arrive as text).
+_V = T.VariantType()
+
 PRODUCT = T.StructType([
     T.StructField("id", _S),
-    T.StructField("name", _S),
-    T.StructField("brand", _S),
-    T.StructField("category", _S),
+    T.StructField("name", _V),
+    T.StructField("brand", _V),
+    T.StructField("category", _V),
     T.StructField("price", _S),
     T.StructField("quantity", _S),
 ])

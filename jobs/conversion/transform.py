@@ -15,8 +15,9 @@ from jobs.config import JobConfig
 from udfs import commerce, match_keys
 from udfs.attributes import (
     ccpa_opted_out,
-    identity_of_type,
+    identity_entries,
     identity_types_for,
+    lookup_identity,
     lookup_reserved,
     reserved_entries,
 )
@@ -30,9 +31,15 @@ SKIP_REASONS = (
     "too_old", "invalid_amount", "invalid_currency", "purchase_without_value", "no_match_keys",
     "duplicate",
 )
-KEY_COLUMNS = ("k_email", "k_madid", "k_gender", "k_fn", "k_ln", "k_ct", "k_country")
-#: The reserved user attributes the keys and Limited Data Use read (SPEC §4, §6).
-_RESERVED = ("country", "state", "gender", "firstname", "lastname", "city")
+#: The match keys of mParticle's integration (SPEC §4), sent in both profiles.
+MPARTICLE_KEY_COLUMNS = ("k_email", "k_madid", "k_gender", "k_fn", "k_ln", "k_ct", "k_country")
+#: The match keys of SPEC §9, sent in the ``extended`` profile only (null columns otherwise).
+EXTENDED_KEY_COLUMNS = ("k_phone", "k_st", "k_zip", "k_external_id")
+KEY_COLUMNS = MPARTICLE_KEY_COLUMNS + EXTENDED_KEY_COLUMNS
+#: The reserved user attributes the keys and Limited Data Use read (SPEC §4, §6, §9).
+_RESERVED = ("country", "state", "gender", "firstname", "lastname", "city", "zip", "mobile")
+#: SPEC §9: the phone's identity sources, in order (``$mobile`` comes after the first).
+_PHONE_IDENTITIES = ("mobile_number", "phone_number_2", "phone_number_3")
 
 
 def _ldu_applies(config: JobConfig, country: Column, state: Column, consent: Column) -> Column:
@@ -46,28 +53,46 @@ def _ldu_applies(config: JobConfig, country: Column, state: Column, consent: Col
     return ccpa_opted_out(consent)
 
 
-def batch_keys(batches: DataFrame, config: JobConfig) -> DataFrame:
-    """Per batch: the match keys of SPEC §4 for the dialect, and Limited Data Use (SPEC §6).
+def _extended(config: JobConfig) -> bool:
+    return config.mapping.profile == "extended"
 
-    Adds ``k_*`` key columns (null = omitted), ``ldu``, ``ldu_us``, ``ldu_ca``,
-    ``email_not_forwarded`` (an identity of a non-email Email Type that is not a hash) and
-    ``batch_identity``.
+
+def batch_keys(batches: DataFrame, config: JobConfig) -> DataFrame:
+    """Per batch: the match keys of SPEC §4 (and §9 in the ``extended`` profile) for the
+    dialect, and Limited Data Use (SPEC §6).
+
+    Adds ``k_*`` key columns (null = omitted; the §9 ones are null in the ``mparticle``
+    profile), ``ldu``, ``ldu_us``, ``ldu_ca``, ``email_not_forwarded`` (an identity of a
+    non-email Email Type that is not a hash) and ``batch_identity``.
     """
     b = F.col("batch")
     attrs = b["user_attributes"]
     email_type = config.mapping.email_identity_type.strip().lower()
+    email_types = identity_types_for(email_type)
+    extended = _extended(config)
+    external_type = config.mapping.external_id_type.strip().lower()
+    external_types = [] if external_type == "mpid" else identity_types_for(external_type)
+    wanted_types = email_types + ([*_PHONE_IDENTITIES, *external_types] if extended else [])
     # The lookups are higher-order functions, which run outside Spark's generated code and are
     # not shared between expressions (a key rule reads its input twice): each is done once, in
     # a projection of its own.
     batches = batches.select(
         "*",
-        identity_of_type(b["user_identities"], identity_types_for(email_type)).alias("_identity"),
+        identity_entries(b["user_identities"], wanted_types).alias("_identities"),
         reserved_entries(attrs, [f"${name}" for name in _RESERVED]).alias("_reserved"),
     ).select(
-        "*", *[lookup_reserved(F.col("_reserved"), f"${name}").alias(f"_{name}")
-               for name in _RESERVED],
+        "*", lookup_identity(F.col("_identities"), email_types).alias("_identity"),
+        *[lookup_reserved(F.col("_reserved"), f"${name}").alias(f"_{name}")
+          for name in _RESERVED],
+        *([lookup_identity(F.col("_identities"), [t]).alias(f"_{t}") for t in _PHONE_IDENTITIES]
+          + [(b["mpid"] if external_type == "mpid"
+              else lookup_identity(F.col("_identities"), external_types)).alias("_external")]
+          if extended else []),
     ).withColumn("_country_code", country_code(F.col("_country")))  # read twice below
     country, state, identity = F.col("_country"), F.col("_state"), F.col("_identity")
+    batches = batches.withColumn(  # read by the state and zip rules too
+        "_k_country", match_keys.hashed_country_code(country, F.col("_country_code")))
+    k_country = F.col("_k_country")
     if email_type == "email":
         email_key = match_keys.hashed_email(identity)
         not_forwarded = F.lit(False)
@@ -77,6 +102,20 @@ def batch_keys(batches: DataFrame, config: JobConfig) -> DataFrame:
     ad_id = match_keys.advertising_id(b["device_info"]["ios_advertising_id"],
                                       b["device_info"]["android_advertising_id"])
     legacy = config.dialect == "offline_conversions"
+    if extended:
+        batches = batches.withColumn("_us_or_absent", match_keys.country_is_us_or_absent(k_country))
+        phone = match_keys.first_non_blank(
+            F.col("_mobile_number"), F.col("_mobile"), F.col("_phone_number_2"),
+            F.col("_phone_number_3"))
+        us_or_absent = F.col("_us_or_absent")
+        extended_keys = [
+            match_keys.hashed_phone(phone),
+            match_keys.hashed_state(state, us_or_absent),
+            match_keys.hashed_zip(F.col("_zip"), us_or_absent),
+            match_keys.hashed_external_id(F.col("_external")),
+        ]
+    else:
+        extended_keys = [F.lit(None).cast("string")] * len(EXTENDED_KEY_COLUMNS)
     return batches.select(
         "source_file", "line_digest",
         b["events"].alias("events"),
@@ -88,7 +127,8 @@ def batch_keys(batches: DataFrame, config: JobConfig) -> DataFrame:
         match_keys.hashed_name(F.col("_firstname")).alias("k_fn"),
         match_keys.hashed_name(F.col("_lastname")).alias("k_ln"),
         match_keys.hashed_name(F.col("_city")).alias("k_ct"),
-        match_keys.hashed_country_code(country, F.col("_country_code")).alias("k_country"),
+        k_country.alias("k_country"),
+        *[key.alias(name) for key, name in zip(extended_keys, EXTENDED_KEY_COLUMNS, strict=True)],
         _ldu_applies(config, country, state, b["consent_state"]).alias("ldu"),
         F.coalesce(F.col("_country_code") == F.lit("us"), F.lit(False)).alias("ldu_us"),
         F.coalesce(match_keys.is_california(state), F.lit(False)).alias("ldu_ca"),
@@ -164,7 +204,8 @@ def classify_survivors(early: DataFrame, config: JobConfig) -> DataFrame:
     # Higher-order functions run outside Spark's generated code and are not shared between
     # expressions: each product is parsed once, and the value summed once, in projections of
     # their own (both are read twice below).
-    events = early.withColumn("_products", commerce.parse_products(F.col("_raw_products")))
+    events = early.withColumn("_products", commerce.parse_products(F.col("_raw_products"),
+                                                                   rich_contents(config)))
     events = events.withColumn("_value", commerce.event_value_parsed(
         F.col("_total_amount"), F.col("_products"), config.mapping.value_mode))
     products = F.col("_products")
@@ -187,7 +228,8 @@ def classify_survivors(early: DataFrame, config: JobConfig) -> DataFrame:
         commerce.sendable_value(value).alias("value"),
         commerce.currency_code(F.col("_currency_code"), config.mapping.default_currency)
         .alias("currency"),
-        commerce.contents_parsed(products, config.dialect).alias("contents"),
+        commerce.contents_parsed(products, config.dialect, rich_contents(config))
+        .alias("contents"),
         blank_to_null(F.col("_transaction_id")).alias("order_id"),
         "custom_attributes",
         *KEY_COLUMNS, "ldu", "ldu_us", "ldu_ca",
@@ -203,20 +245,30 @@ def classify_events(events: DataFrame, config: JobConfig, now: int) -> DataFrame
     return classify_survivors(early_reasons(events, config, now), config)
 
 
+def rich_contents(config: JobConfig) -> bool:
+    """SPEC §9: capi contents carry title, brand and category (and ``content_type``) in the
+    ``extended`` profile."""
+    return config.dialect == "capi" and _extended(config)
+
+
 def payload_column(config: JobConfig) -> Column:
-    """The exact JSON element for the configured dialect."""
+    """The exact JSON element for the configured dialect and profile."""
     dpo = data_processing_options(F.col("ldu"), F.col("ldu_us"), F.col("ldu_ca"))
     common: dict[str, Any] = {
         "event_name": F.col("event_name"), "event_time": F.col("event_time"),
         "value": F.col("value"), "currency": F.col("currency"), "contents": F.col("contents"),
         "order_id": F.col("order_id"), "custom_attributes": F.col("custom_attributes"),
         "madid": F.col("k_madid"), "fn": F.col("k_fn"), "ln": F.col("k_ln"),
-        "ct": F.col("k_ct"), "country": F.col("k_country"), "dpo": dpo,
+        "ct": F.col("k_ct"), "country": F.col("k_country"), "st": F.col("k_st"), "dpo": dpo,
     }
     if config.dialect == "capi":
+        content_type = F.lit("product") if rich_contents(config) else None
         return capi_payload(event_id=F.col("event_id"), em=F.col("k_email"),
-                            ge=F.col("k_gender"), **common)
-    return legacy_payload(email=F.col("k_email"), gen=F.col("k_gender"), **common)
+                            ge=F.col("k_gender"), ph=F.col("k_phone"), zp=F.col("k_zip"),
+                            external_id=F.col("k_external_id"), content_type=content_type,
+                            **common)
+    return legacy_payload(email=F.col("k_email"), gen=F.col("k_gender"), phone=F.col("k_phone"),
+                          zip_code=F.col("k_zip"), extern_id=F.col("k_external_id"), **common)
 
 
 def with_payloads(classified: DataFrame, config: JobConfig) -> DataFrame:

@@ -20,22 +20,28 @@ time inside the window), so they are convertible. Defects, each alone on its eve
 ``too_old`` (more than 62 days before it), ``invalid_amount`` (a price or ``total_amount`` such as
 ``"abc"``, ``""``, ``"NaN"``), ``invalid_currency`` (``"US$"``...), ``purchase_without_value``
 (no total and no prices, a null total, or a total of 0). ``no_match_keys`` is a batch property
-(no email identity, no valid advertising id, no usable reserved attribute; e.g. only a
-``customer_id``, an invalid email, an all-zero IDFA beside a valid Android id, ``$FirstName``
-``"1234"``, list values); an event of such a batch counts there only if no earlier reason
-applies. ``duplicate``: whole batch lines of the previous file are re-delivered (copied byte for
-byte) into the next one; a copy of an event that would be uploaded counts as ``duplicate``, a
-copy of a skipped event under its skip reason again.
+(no email identity, no valid advertising id, no usable reserved attribute, phone, state, zip or
+external id; e.g. an invalid email, an all-zero IDFA beside a valid Android id, ``$FirstName``
+``"1234"``, list values, a first phone source that is invalid); an event of such a batch counts
+there only if no earlier reason applies. Batches whose only keys are SPEC §9's (only a
+``customer_id``, a phone identity or ``$Mobile``, a ``$State`` or ``$Zip``) are built at the
+same rate: uploaded with the default ``extended`` profile, ``no_match_keys`` with
+``mparticle`` (the manifest's ``gained_match_key`` and ``mparticle`` counts). ``duplicate``:
+whole batch lines of the previous file are re-delivered (copied byte for byte) into the next one;
+a copy of an event that would be uploaded counts as ``duplicate``, a copy of a skipped event under
+its skip reason again.
 
 Rates: ``edge_case_rate`` is the share of events given each defect (and of batches without
-match keys); the first batches of file 0 carry one of each whenever it is > 0.
+match keys, and of batches with SPEC §9's keys only); the first batches of file 0 carry one of
+each whenever it is > 0.
 ``bad_line_rate`` is the share of malformed lines (truncated JSON, a top-level array, a bare
 string, ``"events": {...}``, in turn), and as many again whitespace-only lines and
 ``"events": null`` batches; ``duplicate_batch_rate`` the share of re-delivered batches. A file of
 at least 20 batches gets at least one of each kind whose rate is > 0.
 
 The manifest assumes the job's default settings for what changes counts
-(``max_event_age_days`` 62, ``email_identity_type`` ``email``) and a run with
+(``max_event_age_days`` 62, ``email_identity_type`` ``email``, ``profile`` ``extended``,
+``external_id_type`` ``customer_id``) and a run with
 ``reference_time`` = the manifest's. Dialect, value mode and LDU mode do not change the counts.
 
 Output is deterministic: the same arguments give the same bytes (per file, independent of the
@@ -111,6 +117,7 @@ _MAPPED_ACTIONS = (  # cumulative weights
 _UNMAPPED_ACTIONS = ("refund", "remove_from_cart", "checkout_option", "click",
                      "remove_from_wish_list", "refund", "remove_from_cart")
 _FORCED_NO_KEYS = len(EVENT_DEFECTS)  # forced plan index for the no-match-keys batch
+_FORCED_GAINED = _FORCED_NO_KEYS + 1  # and for the batch with SPEC §9's keys only
 
 
 def _seed(seed: int, file: int, stream: int, index: int = 0) -> int:
@@ -161,13 +168,18 @@ CITIES = (
     "Saint-Étienne", "Winston-Salem", "St. Louis", "Menlo Park", "Los Angeles", "London",
     "Paris", "Austin", "Chicago", "Seattle", "Québec", "Reykjavík", "Berlin", "Madrid",
 )
-STATES = ("CA", "California", "NY", "TX", "ca", "WA", "Bavaria", "IL", "ON", "Île-de-France")
+STATES = ("CA", "California", "NY", "TX", "ca", "WA", "Bavaria", "IL", "ON", "Île-de-France",
+          "District of Columbia", "new york", "Texas", "Puerto Rico", "C.A.", "Mazowieckie")
 COUNTRIES = (
     "US", "USA", "United States", "us", "U.S.", "GB", "UK", "United Kingdom", "DE", "DEU",
     "Germany", "FR", "France", "JP", "BR", "Korea, Republic of", "CA", "ES", "IT", "MX",
 )
 GENDERS = ("M", "F", "male", "Female", "m", "f", "FEMALE", "Male", "other")
-ZIPS = ("94107", "10016", "SW1A 1AA", "75008", "80331", "100-0001", "01310-100", "M5V 2T6")
+ZIPS = ("94107", "10016", "SW1A 1AA", "75008", "80331", "100-0001", "01310-100", "M5V 2T6",
+        "94105-1234", "00-950", "9", " 10016 1234 ")
+#: Phone numbers as users type them (SPEC §9); the last two are invalid (too short, letters).
+PHONES = ("+1 (650) 555-0100", "0044 20 7946 0000", "555-0100", "+49 30 1234567",
+          "(415) 555.0199", "+33 1 23 45 67 89", "12345", "650-555-CALL")
 EMAIL_LOCALS = (
     "jane.doe", "john.smith", "jose.garcia", "zoe.m", "f.dubois", "bjorn", "lukasz.k", "soren",
     "maryjane", "anne.w", "dangelo", "ana.maria", "jl.picard", "vladimir", "alex.p", "zhang.wei",
@@ -187,6 +199,7 @@ CUSTOM_ATTRIBUTES = (
     '{"note":"Gift wrap, \\"fragile\\"","store_id":"NYC-003"}',
     '{"loyalty_points":"120","store_id":"LDN-7"}',
     '{"order_id":"EXT-991","value":"see receipt"}',
+    '{"status":"member","content_type":"in store","store_id":"SEA-4"}',
     '{"campaign":"été 2026","store_id":"PAR-2"}',
 )
 SCREENS = ("Home", "Product Detail", "Cart", "Checkout", "Search Results", "Store Locator")
@@ -229,27 +242,37 @@ def _build_products() -> list[tuple[str, str, int]]:
             prefix = (f'{{"id":{_j(sku)},"name":{_j(name + variant)},"brand":{_j(brand)},'
                       f'"category":{_j(category)},')
             out.append((prefix, prefix[:-1], price))
+    # descriptive fields that rich contents leave out (SPEC §9): a JSON number, blank, missing
+    for sku, fields, cents in (
+        ("SKU-2001", '"name":2001,"brand":" ","category":"Gift Cards"', 2500),
+        ("SKU-2002", '"name":" Trail Mix ","brand":true', 650),
+    ):
+        prefix = f'{{"id":{_j(sku)},{fields},'
+        out.append((prefix, prefix[:-1], cents))
     return out
 
 
-# Batches of users with no usable match key (SPEC §4): each piece is constructed so that no key
-# survives normalization, in every Email Type setting. "#N#" is replaced by a number.
+# Batches of users with no usable match key (SPEC §4, §9): each piece is constructed so that no
+# key survives normalization, in every Email Type setting and both profiles (with the default
+# external id type ``customer_id``). "#N#" is replaced by a number.
 _NOKEY_IDS_INBOUND = (
     "",
     ',"user_identities":null',
     ',"user_identities":{}',
-    ',"user_identities":{"customer_id":"C-#N#"}',
-    ',"user_identities":{"customerid":"#N#"}',
-    ',"user_identities":{"email":"jane.doe@localhost","customer_id":"C-#N#"}',
+    ',"user_identities":{"other":"loyalty-#N#"}',
+    ',"user_identities":{"mobile_number":"12345"}',
+    # the first phone source is invalid: the later ones are not tried (SPEC §9)
+    ',"user_identities":{"email":"jane.doe@localhost","mobile_number":"650-555-CALL",'
+    '"phone_number_2":"+1 650 555 0100"}',
     ',"user_identities":{"email":"n/a"}',
     ',"user_identities":{"other":"loyalty-#N#","email":"jane doe@example.com"}',
-    ',"user_identities":{"email":null,"customer_id":"C-#N#"}',
+    ',"user_identities":{"email":null,"customer_id":" \\u00a0"}',
     ',"user_identities":{"email":"jane@@example.com"}',
 )
 _NOKEY_IDS_OUTBOUND = (
     "",
     ',"user_identities":[]',
-    ',"user_identities":[{"identity_type":"customer_id","identity":"C-#N#",'
+    ',"user_identities":[{"identity_type":"other","identity":"C-#N#",'
     '"timestamp_unixtime_ms":"1759300000000","created_this_batch":false}]',
     ',"user_identities":[{"identity_type":"email","identity":"@example.com",'
     '"timestamp_unixtime_ms":"1759300000000","created_this_batch":true}]',
@@ -257,6 +280,11 @@ _NOKEY_IDS_OUTBOUND = (
     '"timestamp_unixtime_ms":"1759300000000","created_this_batch":false},'
     '{"identity_type":"email","identity":"   ","timestamp_unixtime_ms":"1759300000000",'
     '"created_this_batch":false}]',
+    # only zeros: no digit is left, and the later phone source is not tried
+    ',"user_identities":[{"identity_type":"mobile_number","identity":"00000000",'
+    '"timestamp_unixtime_ms":"1759300000000","created_this_batch":false},'
+    '{"identity_type":"phone_number_3","identity":"+1 650 555 0100",'
+    '"timestamp_unixtime_ms":"1759300000000","created_this_batch":false}]',
 )
 _NOKEY_DEVICES = (
     "",
@@ -277,12 +305,41 @@ _NOKEY_ATTRIBUTES = (
     ',"user_attributes":{}',
     ',"user_attributes":{"loyalty_tier":"silver","signup_source":"pos"}',
     ',"user_attributes":{"$Gender":"unknown","$FirstName":"1234","$LastName":"  ","$City":"\u2014",'
-    '"$Country":"Atlantis","$State":"CA","$Zip":"94107","$Mobile":"+1 415 555 0123"}',
+    '"$Country":"Atlantis","$State":"12","$Zip":"9","$Mobile":"555-01"}',
     ',"user_attributes":{"$FirstName":["Jane","J"],"$LastName":["Doe"],"$city":null,'
-    '"$country":["US"]}',
+    '"$country":["US"],"$state":["CA"],"$zip":["94107"]}',
     # keys differing only by case: the first wins (§8), and "42" has no letters
-    ',"user_attributes":{"$firstname":"42","$FirstName":"Jane","$gender":"n/a"}',
-    ',"user_attributes":{"$country":"Narnia","$gender":"X","$Age":"34","vip":null}',
+    ',"user_attributes":{"$firstname":"42","$FirstName":"Jane","$gender":"n/a","$zip":"#",'
+    '"$MOBILE":"+1 415 555 0123 ext 9"}',
+    ',"user_attributes":{"$country":"Narnia","$gender":"X","$Age":"34","vip":null,'
+    '"$state":"\u2014"}',
+)
+# Batches whose only match keys are SPEC §9's: no key of §4 survives, yet a phone, state, zip or
+# external id does, so they are convertible with the ``extended`` profile and ``no_match_keys``
+# with ``mparticle``. (inbound identities, outbound identities, user attributes); "#N#" as above.
+_ID = '"timestamp_unixtime_ms":"1759300000000","created_this_batch":false'
+_GAINED = (
+    (',"user_identities":{"customer_id":"C-#N#"}',
+     ',"user_identities":[{"identity_type":"customer_id","identity":"C-#N#",' + _ID + '}]', ""),
+    (',"user_identities":{"customerid":"#N#","email":"n/a"}',
+     ',"user_identities":[{"identity_type":"customerid","identity":"#N#",' + _ID + '}]',
+     ',"user_attributes":{"$FirstName":"1234"}'),
+    (',"user_identities":{"mobile_number":"+1 (650) 555-0100"}',
+     ',"user_identities":[{"identity_type":"mobile_number","identity":"+1 (650) 555-0100",'
+     + _ID + '}]', ""),
+    (',"user_identities":{"mobile_number":" ","phone_number_2":"0044 20 7946 0000"}',
+     ',"user_identities":[{"identity_type":"phone_number_2","identity":"0044 20 7946 0000",'
+     + _ID + '}]', ""),
+    (',"user_identities":{"phone_number_3":"555-0100"}',
+     ',"user_identities":[{"identity_type":"phone_number_3","identity":"555-0100",' + _ID + '}]',
+     ',"user_attributes":{"$mobile":"\u00a0"}'),
+    (',"user_identities":{}', ',"user_identities":[]',
+     ',"user_attributes":{"$Mobile":"+1 415 555 0123"}'),
+    ("", "", ',"user_attributes":{"$State":"California","$Country":"Atlantis"}'),
+    ("", "", ',"user_attributes":{"$state":"District of Columbia"}'),
+    ("", "", ',"user_attributes":{"$Zip":94105}'),
+    ("", "", ',"user_attributes":{"$ZIP":"94105-1234","$gender":"n/a"}'),
+    ("", "", ',"user_attributes":{"$zip":"SW1A 1AA","$country":"XX"}'),
 )
 
 
@@ -321,15 +378,28 @@ def _build_users(seed: int, count: int) -> list[_User]:
         customer = f"C-{100000 + n}"
         cust_key = "customerid" if rnd() < 0.3 else "customer_id"
         created = rng.randrange(1_700_000_000_000, 1_780_000_000_000)
+        # phone identities (SPEC §9): mobile_number, sometimes phone_number_2 / _3 as well
+        phones: dict[str, str] = {}
+        if rnd() < 0.3:
+            phones["mobile_number"] = rng.choice(PHONES)
+        if rnd() < 0.1:
+            phones[rng.choice(("phone_number_2", "phone_number_3"))] = rng.choice(PHONES)
+        phones_in = "".join(f",{_j(t)}:{_j(v)}" for t, v in phones.items())
+        phones_out = "".join(
+            f',{{"identity_type":{_j(t)},"identity":{_j(v)},'
+            f'"timestamp_unixtime_ms":"{created}","created_this_batch":false}}'
+            for t, v in phones.items())
         if rnd() < 0.8:
-            ids_in = f',"user_identities":{{"{cust_key}":"{customer}","email":{_j(email)}}}'
+            ids_in = (f',"user_identities":{{"{cust_key}":"{customer}","email":{_j(email)}'
+                      f'{phones_in}}}')
         else:
-            ids_in = f',"user_identities":{{"email":{_j(email)}}}'
+            ids_in = f',"user_identities":{{"email":{_j(email)}{phones_in}}}'
         ids_out = (
             f',"user_identities":[{{"identity_type":"customer_id","identity":"{customer}",'
             f'"timestamp_unixtime_ms":"{created}","created_this_batch":false}},'
             f'{{"identity_type":"email","identity":{_j(email)},'
-            f'"timestamp_unixtime_ms":"{created + 1000}","created_this_batch":{_j(rnd() < 0.1)}}}]'
+            f'"timestamp_unixtime_ms":"{created + 1000}","created_this_batch":{_j(rnd() < 0.1)}}}'
+            f'{phones_out}]'
         )
         style = rng.randrange(3)  # key casing: SDK mixed case, lower case (JSON ref), upper case
         attrs: dict[str, Any] = {}
@@ -350,8 +420,10 @@ def _build_users(seed: int, count: int) -> list[_User]:
             attrs[key("$State")] = rng.choice(STATES)
         if rnd() < 0.75:
             attrs[key("$Country")] = rng.choice(COUNTRIES)
-        if rnd() < 0.5:
-            attrs[key("$Zip")] = rng.choice(ZIPS)
+        if rnd() < 0.5:  # a zip, sometimes as a JSON number (its text is the zip, SPEC §8)
+            attrs[key("$Zip")] = rng.choice(ZIPS) if rnd() < 0.85 else rng.randrange(10000, 99999)
+        if rnd() < 0.3:
+            attrs[key("$Mobile")] = rng.choice(PHONES)
         if rnd() < 0.3:
             attrs["loyalty_tier"] = rng.choice(("gold", "silver", "bronze"))
         if rnd() < 0.2:
@@ -441,7 +513,7 @@ def _sizes(p: _Params, file: int) -> list[int]:
     remaining = p.file_events(file)
     out: list[int] = []
     # the first batches of file 0 carry the forced edge cases: they need an event
-    forced = len(EVENT_DEFECTS) + 1 if (file == 0 and p.edge_case_rate > 0) else 0
+    forced = _FORCED_GAINED + 1 if (file == 0 and p.edge_case_rate > 0) else 0
     while remaining > 0:
         x = rnd()
         size = next(s for c, s in _SIZE_CDF if x < c)
@@ -684,7 +756,9 @@ class _Renderer:
               events_mode: str = "array") -> tuple[str, list[str], bool]:
         """Render batch ``index`` of ``file``: (line, per-event outcome, outbound?).
 
-        An outcome is a skip reason, or ``"+" + action`` for an event that would be uploaded.
+        An outcome is a skip reason, ``"+" + action`` for an event that would be uploaded, or
+        ``"~" + action`` for one uploaded with the ``extended`` profile only (its batch's keys
+        are all SPEC §9's: ``no_match_keys`` with ``mparticle``).
         ``events_mode``: ``array``, ``null`` (``"events": null``) or ``object`` (the first event
         as an object: a malformed line).
         """
@@ -695,8 +769,10 @@ class _Renderer:
         outbound = rnd() < 0.5
         forced = -1
         if stream == _S_BATCH and file == 0 and p.edge_case_rate > 0:
-            forced = index if index <= _FORCED_NO_KEYS else -1
-        no_keys = rnd() < p.edge_case_rate or forced == _FORCED_NO_KEYS
+            forced = index if index <= _FORCED_GAINED else -1
+        no_keys = ((rnd() < p.edge_case_rate or forced == _FORCED_NO_KEYS)
+                   and forced != _FORCED_GAINED)
+        gained = not no_keys and (rnd() < p.edge_case_rate or forced == _FORCED_GAINED)
         start, end = p.file_slice(file)
         ms = (start + int(rnd() * (end - start))) * 1000 + int(rnd() * 1000)
         events: list[str] = []
@@ -708,7 +784,7 @@ class _Renderer:
             defect = None
             if k == 0 and 0 <= forced < _FORCED_NO_KEYS:
                 kind, defect = _MAPPED, EVENT_DEFECTS[forced]
-            elif k == 0 and forced == _FORCED_NO_KEYS:
+            elif k == 0 and forced in (_FORCED_NO_KEYS, _FORCED_GAINED):
                 kind = _MAPPED
             elif x < edge_total:
                 kind = _MAPPED
@@ -720,7 +796,9 @@ class _Renderer:
             if kind == _MAPPED:
                 text, action = self._mapped(ms, outbound, defect)
                 # the first reason of SPEC §8 in this plan: the defect, else the batch's keys
-                outcomes.append(defect or ("no_match_keys" if no_keys else "+" + action))
+                # ("~": uploaded with the extended profile only, no_match_keys with mparticle)
+                outcomes.append(defect or ("no_match_keys" if no_keys
+                                           else ("~" if gained else "+") + action))
             else:
                 text = self._other(kind, ms, outbound)
                 outcomes.append(_KIND_REASON[kind])
@@ -739,6 +817,12 @@ class _Renderer:
             pool = _NOKEY_IDS_OUTBOUND if outbound else _NOKEY_IDS_INBOUND
             ids = pool[int(rnd() * len(pool))].replace("#N#", n)
             attributes = _NOKEY_ATTRIBUTES[int(rnd() * len(_NOKEY_ATTRIBUTES))]
+            device = _NOKEY_DEVICES[int(rnd() * len(_NOKEY_DEVICES))]
+            mpid, app, consent = _int64(rng), "", ""
+        elif gained:
+            n = str(rng.randrange(1, 99_999))
+            ids_in, ids_out, attributes = _GAINED[int(rnd() * len(_GAINED))]
+            ids = (ids_out if outbound else ids_in).replace("#N#", n)
             device = _NOKEY_DEVICES[int(rnd() * len(_NOKEY_DEVICES))]
             mpid, app, consent = _int64(rng), "", ""
         else:
@@ -822,6 +906,7 @@ def _write_file(args: tuple[_Params, str, int]) -> dict[str, Any]:
     path.parent.mkdir(parents=True, exist_ok=True)
     reasons = dict.fromkeys(SKIP_REASONS, 0)
     by_action: dict[str, int] = {}
+    gained = gained_copies = 0  # events uploaded (or duplicate) thanks to SPEC §9's keys alone
     stats: dict[str, Any] = {
         "path": rel, "gzip": file in p.gzip_files, "lines": 0, "batches": 0,
         "bad_lines": dict.fromkeys(BAD_LINE_REASONS, 0), "whitespace_lines": 0, "events": 0,
@@ -865,9 +950,12 @@ def _write_file(args: tuple[_Params, str, int]) -> dict[str, Any]:
                 stats["outbound_batches" if outbound else "inbound_batches"] += 1
                 stats["events"] += len(outcomes)
                 for outcome in outcomes:
-                    if outcome[0] != "+":
+                    if outcome[0] not in "+~":
                         reasons[outcome] += 1
-                    elif copy:
+                        continue
+                    gained += outcome[0] == "~"
+                    gained_copies += outcome[0] == "~" and copy
+                    if copy:
                         reasons["duplicate"] += 1
                     else:
                         by_action[outcome[1:]] = by_action.get(outcome[1:], 0) + 1
@@ -878,6 +966,8 @@ def _write_file(args: tuple[_Params, str, int]) -> dict[str, Any]:
     stats["content_sha256"] = digest.hexdigest()
     stats["reasons"] = reasons
     stats["convertible_by_action"] = by_action
+    stats["gained_match_key"] = gained
+    stats["gained_duplicates"] = gained_copies
     return stats
 
 
@@ -900,6 +990,11 @@ class Manifest:
     outbound_batches: int = 0
     events_null_batches: int = 0
     duplicate_batches: int = 0
+    #: Events (copies included) that only SPEC §9's keys make uploadable: the job's
+    #: ``gained_match_key`` count with the default ``extended`` profile.
+    gained_match_key: int = 0
+    #: ``expected`` and ``convertible`` with ``profile: mparticle`` (the §9 keys not sent).
+    mparticle: dict[str, Any] = field(default_factory=dict)
     files: list[dict[str, Any]] = field(default_factory=list)
     not_data: list[str] = field(default_factory=list)
     settings: dict[str, Any] = field(default_factory=dict)
@@ -989,6 +1084,7 @@ def generate_dump(out_dir: str | os.PathLike[str], events: int, seed: int = 0,
     expected = dict.fromkeys(SKIP_REASONS, 0)
     bad = dict.fromkeys(BAD_LINE_REASONS, 0)
     by_action: dict[str, int] = {}
+    gained = gained_copies = 0
     totals = dict.fromkeys(("lines", "batches", "events", "whitespace_lines", "inbound_batches",
                             "outbound_batches", "events_null_batches", "duplicate_batches"), 0)
     for s in stats:
@@ -1000,6 +1096,11 @@ def generate_dump(out_dir: str | os.PathLike[str], events: int, seed: int = 0,
             bad[key] += n
         for key, n in s.pop("convertible_by_action").items():
             by_action[key] = by_action.get(key, 0) + n
+        gained += s.pop("gained_match_key")
+        gained_copies += s.pop("gained_duplicates")
+    convertible = sum(by_action.values())
+    mparticle_expected = {**expected, "no_match_keys": expected["no_match_keys"] + gained,
+                          "duplicate": expected["duplicate"] - gained_copies}
     settings = {
         "events": events, "seed": seed, "reference_time": p.reference_time, "files": files,
         "gzip_files": sorted(p.gzip_files), "date_folders": date_folders,
@@ -1014,20 +1115,25 @@ def generate_dump(out_dir: str | os.PathLike[str], events: int, seed: int = 0,
         batches=totals["batches"],
         events=totals["events"],
         expected=expected,
-        convertible=sum(by_action.values()),
+        convertible=convertible,
         convertible_by_action=dict(sorted(by_action.items())),
         whitespace_lines=totals["whitespace_lines"],
         inbound_batches=totals["inbound_batches"],
         outbound_batches=totals["outbound_batches"],
         events_null_batches=totals["events_null_batches"],
         duplicate_batches=totals["duplicate_batches"],
+        gained_match_key=gained,
+        mparticle={"expected": mparticle_expected,
+                   "convertible": convertible - (gained - gained_copies)},
         files=stats,
         not_data=sorted([MANIFEST_NAME, VERIFICATION_NAME, empty]),
         settings=settings,
         assumptions={
             "max_event_age_days": MAX_EVENT_AGE_DAYS, "email_identity_type": "email",
+            "profile": "extended", "external_id_type": "customer_id",
             "future_tolerance_seconds": 60,
-            "note": "counts hold for both dialects, both value modes and every LDU mode",
+            "note": "counts hold for both dialects, both value modes and every LDU mode; "
+                    "'mparticle' holds the counts with profile mparticle",
         },
     )
     (out / MANIFEST_NAME).write_text(manifest.to_json(), encoding="utf-8")

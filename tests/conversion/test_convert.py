@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from jobs import ledger
@@ -38,6 +40,24 @@ def test_sample_dump_counts_match_its_manifest_and_reconcile(sample_run):
         "future_time", "too_old", "invalid_amount", "invalid_currency",
         "purchase_without_value", "no_match_keys", "duplicate"}
     assert all(m.expected.values())  # the sample holds every case
+    assert c["gained_match_key"] == m.gained_match_key > 0
+    assert (f"events with a match key only from phone, state, zip or external id (SPEC §9; "
+            f"no_match_keys under profile mparticle): {m.gained_match_key}") in report.text()
+
+
+def test_profile_mparticle_counts_the_events_only_spec_9_keys_match_as_no_match_keys(
+        spark, tmp_path):
+    config = load_config(None, {"input": [str(SAMPLES / "sample_dump")],
+                                "output_dir": str(tmp_path), "dry_run": True,
+                                "reference_time": 1793836800, "mapping.profile": "mparticle"})
+    report = run_backfill(spark, config, None)
+    m = Manifest.load(SAMPLES / "sample_dump")
+    c = report.counts
+    assert c["reconciles"] == 1 and c["gained_match_key"] == 0
+    assert c["payloads"] == m.mparticle["convertible"] < m.convertible
+    assert {k.split(".", 1)[1]: v for k, v in c.items() if k.startswith("skipped.")} \
+        == {k: v for k, v in m.mparticle["expected"].items() if v}
+    assert c["skipped.no_match_keys"] == m.expected["no_match_keys"] + m.gained_match_key
 
 
 def test_payloads_and_quarantine_tables(spark, sample_run):
@@ -51,6 +71,16 @@ def test_payloads_and_quarantine_tables(spark, sample_run):
     assert len(quarantine) == report.counts["quarantined"]
     assert all(r["raw_line"] is None and len(r["line_digest"]) == 64 for r in quarantine)
     assert all(r["source_file"].endswith((".txt", ".txt.gz")) for r in quarantine)
+    # the extended profile's keys and rich contents are there (SPEC §9); no standard-named
+    # custom attribute is (SPEC §8: the sample's text "value" would make Meta refuse a request)
+    sent = [json.loads(r["payload"]) for r in payloads.select("payload").collect()]
+    for key in ("em", "ph", "st", "zp", "external_id"):
+        assert any(key in p["user_data"] for p in sent), key
+    assert all(type(p["user_data"].get("ph", [])) is list for p in sent)
+    assert any("title" in c for p in sent for c in p.get("custom_data", {}).get("contents", []))
+    custom = [p["custom_data"] for p in sent if "custom_data" in p]
+    assert all(type(cd.get("value", 1.0)) is float for cd in custom)
+    assert all(cd.get("content_type", "product") == "product" for cd in custom)
 
 
 def test_raw_lines_are_kept_only_when_asked(spark, tmp_path):

@@ -117,14 +117,14 @@ def test_capi_payload_shape(spark):
     assert "data_processing_options_country" not in p
 
 
-def test_capi_custom_attribute_named_like_a_reserved_key_is_kept_when_key_not_sent(spark):
+def test_capi_custom_attribute_named_like_a_standard_parameter_is_never_sent(spark):
     line = batch([commerce("add_to_cart", total=None, products=[],
-                           custom={"value": "gold", "order_id": "X"}, )])
-    row = one(spark, line)
-    cd = row["payload"]["custom_data"]
-    assert cd["value"] == "gold"  # no value sent, so the custom attribute stays
-    assert cd["order_id"] == "T-1"  # the reserved order_id wins
-    assert "currency" not in cd and "contents" not in cd
+                           custom={"value": "gold", "order_id": "X", "status": "vip",
+                                   "content_type": "x", "Value": "kept", "note": "n"})])
+    for profile in ("extended", "mparticle"):
+        cd = one(spark, line, profile=profile)["payload"]["custom_data"]
+        # no value is sent, yet the text "value" is not either (SPEC §8)
+        assert cd == {"order_id": "T-1", "Value": "kept", "note": "n"}, profile
 
 
 def test_legacy_payload_shape(spark):
@@ -391,3 +391,202 @@ def test_physical_plan_has_no_python_evaluation(spark, tmp_path):
                  "FlatMapGroupsInPandas", "PythonMapInArrow"):
         assert node not in plan
     assert "Generate" in plan  # the explode is there: we inspected the real plan
+
+
+# ----- SPEC §9: more match keys, richer contents, profiles -------------------------------------
+def ids_out(*pairs):
+    """An outbound identities array of (type, identity) pairs."""
+    return [{"identity_type": t, "identity": v, "timestamp_unixtime_ms": "1",
+             "created_this_batch": False} for t, v in pairs]
+
+
+@pytest.mark.parametrize("dialect", ["capi", "offline_conversions"])
+def test_phone_sources_in_order_in_both_identity_dialects(spark, dialect):
+    cases = {
+        "mobile-in": ({"mobile_number": "+1 (650) 555-0100", "phone_number_2": "5550102"},
+                      {"$Mobile": "5550101"}, "16505550100"),
+        "mobile-out": (ids_out(("phone_number_2", "5550102"),
+                               ("mobile_number", "0044 20 7946 0000")),
+                       {"$mobile": "5550101"}, "442079460000"),
+        "attr": ({"mobile_number": " ", "phone_number_2": "5550102"},
+                 {"$MOBILE": "555-0101"}, "5550101"),
+        "attr-list-ignored": ({"phone_number_3": "5550103"},
+                              {"$mobile": ["5550101"]}, "5550103"),
+        "second": (ids_out(("phone_number_3", "5550103"), ("phone_number_2", "555.0102")),
+                   {}, "5550102"),
+        "third": ({"phone_number_3": "(555) 0103"}, {"$mobile": "\u00a0"}, "5550103"),
+        "invalid-first": ({"mobile_number": "12345", "phone_number_2": "5550102"}, {}, None),
+        "too-long": ({"mobile_number": "1234567890123456"}, {}, None),
+        "letters": ({"mobile_number": "650-555-CALL"}, {}, None),
+        "hashed": ({"mobile_number": sha("16505550100").upper()}, {}, "=" + sha("16505550100")),
+    }
+    lines = []
+    for name, (identities, attributes, _) in cases.items():
+        ids = ([*identities, {"identity_type": "email", "identity": EMAIL}]
+               if isinstance(identities, list) else {**identities, "email": EMAIL})
+        lines.append(batch([commerce(source_message_id=name)], identities=ids,
+                           attributes=attributes))
+    rows = run(spark, lines, dialect)
+    got = {}
+    for r in rows:
+        keys = r["payload"]["user_data" if dialect == "capi" else "match_keys"]
+        got[r["event_id"]] = keys.get("ph" if dialect == "capi" else "phone")
+    for name, (_, _, digits) in cases.items():
+        if digits is None:
+            expected = None
+        else:
+            h = digits[1:] if digits.startswith("=") else sha(digits)
+            expected = [h] if dialect == "capi" else h
+        assert got[name] == expected, name
+
+
+@pytest.mark.parametrize("dialect", ["capi", "offline_conversions"])
+def test_state_and_zip_follow_the_country(spark, dialect):
+    cases = {
+        "us": ({"$State": "California", "$Zip": "94105-1234", "$Country": "USA"}, "ca", "94105"),
+        "absent": ({"$state": "District of Columbia", "$zip": 20001}, "dc", "20001"),
+        "unmapped": ({"$state": "new york", "$zip": "10016 1234", "$country": "XX"},
+                     "ny", "10016"),
+        "blank-country": ({"$state": "Texas", "$country": " "}, "tx", None),
+        "us-digest": ({"$state": "Puerto Rico", "$zip": "00901-0001",
+                       "$country": sha("us").upper()}, "pr", "00901"),
+        "other-digest": ({"$state": "California", "$zip": "94105-1234",
+                          "$country": sha("pl")}, "california", "941051234"),
+        "pl": ({"$state": "Mazowieckie", "$zip": "00-950", "$country": "pl"},
+               "mazowieckie", "00950"),
+        "gb": ({"$state": "California", "$zip": "SW1A 1AA", "$country": "GB"},
+               "california", "sw1a1aa"),
+        "code": ({"$state": "C.A.", "$zip": "9", "$country": "US"}, "ca", None),
+        "number": ({"$zip": 94105}, None, "94105"),
+    }
+    lines = [batch([commerce(source_message_id=name)], attributes=attributes)
+             for name, (attributes, _, _) in cases.items()]
+    rows = run(spark, lines, dialect)
+    key, zip_key = ("user_data", "zp") if dialect == "capi" else ("match_keys", "zip")
+    got = {r["event_id"]: r["payload"][key] for r in rows}
+    for name, (_, state, zip_code) in cases.items():
+        assert got[name].get("st") == (state and sha(state)), name
+        assert got[name].get(zip_key) == (zip_code and sha(zip_code)), name
+
+
+@pytest.mark.parametrize("dialect", ["capi", "offline_conversions"])
+def test_external_id_sources(spark, dialect):
+    h = sha("someone")
+    lines = [
+        batch([commerce(source_message_id="customer_id")],
+              identities={"customer_id": " C-1 ", "email": EMAIL}),
+        batch([commerce(source_message_id="customerid")],
+              identities={"customerid": "c-1", "email": EMAIL}),
+        batch([commerce(source_message_id="outbound")],
+              identities=ids_out(("customer_id", "C-1"), ("email", EMAIL))),
+        batch([commerce(source_message_id="hashed")],
+              identities={"customer_id": h.upper(), "email": EMAIL}),
+        batch([commerce(source_message_id="none")], identities={"email": EMAIL}),
+    ]
+    key, ext = ("user_data", "external_id") if dialect == "capi" else ("match_keys",
+                                                                       "extern_id")
+
+    def external(**mapping):
+        return {r["event_id"]: r["payload"][key].get(ext)
+                for r in run(spark, lines, dialect, **mapping)}
+
+    assert external() == {"customer_id": sha("C-1"), "customerid": sha("c-1"),  # case kept
+                          "outbound": sha("C-1"), "hashed": h, "none": None}
+    assert set(external(external_id_type="mpid").values()) == {sha("-123")}  # batch()'s mpid
+    other = run(spark, [batch([commerce()], identities={"other_id_2": "L-7", "email": EMAIL,
+                                                        "customer_id": "C-1"})],
+                dialect, external_id_type="other_id_2")
+    assert other[0]["payload"][key][ext] == sha("L-7")
+
+
+def test_extended_keys_count_as_match_keys(spark):
+    lines = [
+        batch([commerce(source_message_id="phone")], identities={"mobile_number": "5550100"}),
+        batch([commerce(source_message_id="st")], identities={}, attributes={"$state": "CA"}),
+        batch([commerce(source_message_id="zip")], identities={}, attributes={"$zip": "94105"}),
+        batch([commerce(source_message_id="ext")], identities={"customerid": "C-1"}),
+        batch([commerce(source_message_id="none")], identities={"other": "x"},
+              attributes={"$zip": "9", "$mobile": "12345"}),
+    ]
+    extended = {r["event_id"]: r["skip_reason"] for r in run(spark, lines)}
+    assert extended == {"phone": None, "st": None, "zip": None, "ext": None,
+                        "none": "no_match_keys"}
+    mparticle = {r["event_id"]: r["skip_reason"] for r in run(spark, lines, profile="mparticle")}
+    assert set(mparticle.values()) == {"no_match_keys"}
+
+
+def test_rich_contents_in_capi_extended_only(spark):
+    line = batch([commerce(products=[
+        {"id": "a", "name": " Trail Runner Shoe ", "brand": "Acme", "category": "Footwear",
+         "price": 10, "quantity": 2},
+        {"id": "b", "name": 12345, "brand": "", "category": "Tools", "price": 5.5},
+    ], total=None)])
+    cd = one(spark, line)["payload"]["custom_data"]
+    assert cd["contents"] == [
+        {"id": "a", "quantity": 2, "item_price": 10.0, "title": "Trail Runner Shoe",
+         "brand": "Acme", "category": "Footwear"},
+        {"id": "b", "quantity": 1, "item_price": 5.5, "category": "Tools"},  # 12345: a number
+    ]
+    assert cd["content_type"] == "product"
+    plain = [{"id": "a", "quantity": 2, "item_price": 10.0}, {"id": "b", "quantity": 1,
+                                                              "item_price": 5.5}]
+    mp = one(spark, line, profile="mparticle")["payload"]["custom_data"]
+    assert mp["contents"] == plain and "content_type" not in mp
+    legacy = one(spark, line, "offline_conversions")["payload"]
+    assert legacy["contents"] == [{"id": "a", "quantity": 2, "price": 10.0},
+                                  {"id": "b", "quantity": 1, "price": 5.5}]
+    assert "content_type" not in legacy and "content_type" not in legacy["custom_data"]
+    no_contents = one(spark, batch([commerce("add_to_cart", total="3", products=[])]))
+    assert "content_type" not in no_contents["payload"]["custom_data"]
+
+
+#: A batch with every key of §4 and §9, rich products and standard-named custom attributes.
+FULL_BATCH = batch(
+    [commerce(custom={"store": "42", "value": "see receipt"}, products=[
+        {"id": "a", "name": "Mug", "brand": "Asgard", "category": "Home", "price": "10.25",
+         "quantity": "2"}])],
+    identities={"email": EMAIL, "customer_id": "C-1", "mobile_number": "+1 650 555 0100"},
+    attributes={"$FirstName": "Ann", "$LastName": "Lee", "$city": "Menlo Park",
+                "$country": "US", "$gender": "f", "$state": "California", "$zip": "94105-1234"},
+    device={"ios_advertising_id": "6D92078A-8246-4BA4-AE5B-76104861E7DC"},
+)
+MPARTICLE_KEYS = {"fn": sha("ann"), "ln": sha("lee"), "ct": sha("menlopark"),
+                  "country": sha("us")}
+
+
+def test_profile_mparticle_gives_mparticles_payloads_in_capi(spark):
+    p = one(spark, FULL_BATCH, profile="mparticle")["payload"]
+    assert p == {
+        "event_name": "Purchase", "event_time": T_MS // 1000, "event_id": "m-1",
+        "action_source": "physical_store",
+        "user_data": {"em": [sha(EMAIL)], "madid": "6d92078a-8246-4ba4-ae5b-76104861e7dc",
+                      "ge": sha("f"), **MPARTICLE_KEYS},
+        "data_processing_options": [],
+        "custom_data": {"value": 25.5, "currency": "USD",
+                        "contents": [{"id": "a", "quantity": 2, "item_price": 10.25}],
+                        "order_id": "T-1", "store": "42"},  # the text "value" is not sent (§8)
+    }
+    extended = one(spark, FULL_BATCH)["payload"]
+    assert extended["user_data"] == {**p["user_data"], "ph": [sha("16505550100")],
+                                     "st": sha("ca"), "zp": sha("94105"),
+                                     "external_id": sha("C-1")}
+    assert extended["custom_data"] == {
+        **p["custom_data"], "content_type": "product",
+        "contents": [{"id": "a", "quantity": 2, "item_price": 10.25, "title": "Mug",
+                      "brand": "Asgard", "category": "Home"}]}
+
+
+def test_profile_mparticle_gives_mparticles_payloads_in_legacy(spark):
+    p = one(spark, FULL_BATCH, "offline_conversions", profile="mparticle")["payload"]
+    assert p == {
+        "match_keys": {"email": sha(EMAIL), "madid": sha("6d92078a-8246-4ba4-ae5b-76104861e7dc"),
+                       "gen": sha("f"), **MPARTICLE_KEYS},
+        "event_name": "Purchase", "event_time": T_MS // 1000, "currency": "USD", "value": 25.5,
+        "contents": [{"id": "a", "quantity": 2, "price": 10.25}], "order_id": "T-1",
+        "data_processing_options": [],
+        "custom_data": {"store": "42", "value": "see receipt"},  # legacy: unchanged
+    }
+    extended = one(spark, FULL_BATCH, "offline_conversions")["payload"]
+    assert extended == {**p, "match_keys": {
+        **p["match_keys"], "phone": sha("16505550100"), "st": sha("ca"), "zip": sha("94105"),
+        "extern_id": sha("C-1")}}

@@ -99,6 +99,14 @@ def test_manifest_arithmetic(rich):
     assert sum(f["lines"] for f in m.files) == m.input_lines
     assert sum(f["events"] for f in m.files) == m.events
     assert m.events >= RICH["events"]  # the originals hold exactly N; copies add theirs
+    # profile mparticle: the events only SPEC §9's keys match are no_match_keys instead
+    mp = m.mparticle
+    assert set(mp["expected"]) == set(SKIP_REASONS)
+    assert m.events == sum(mp["expected"].values()) + mp["convertible"]
+    assert mp["expected"]["no_match_keys"] == m.expected["no_match_keys"] + m.gained_match_key
+    assert mp["convertible"] < m.convertible and m.gained_match_key > 0
+    assert {k: v for k, v in mp["expected"].items() if k not in ("no_match_keys", "duplicate")} \
+        == {k: v for k, v in m.expected.items() if k not in ("no_match_keys", "duplicate")}
 
 
 def test_manifest_counts_match_the_files(rich):
@@ -163,6 +171,10 @@ def _batches(root: Path) -> list[dict]:
     return out
 
 
+def events_of(batches: list[dict]) -> list[dict]:
+    return [e for b in batches for e in b.get("events") or []]
+
+
 def test_both_dialects_and_string_int64s_in_outbound(rich):
     out, m = rich
     batches = _batches(out)
@@ -195,6 +207,24 @@ def test_both_dialects_and_string_int64s_in_outbound(rich):
     assert any(d.get("ios_advertising_id") == "00000000-0000-0000-0000-000000000000"
                for d in devices)
     assert any(d.get("android_advertising_id") == "" for d in devices)
+    # SPEC §9's sources: phone identities in both dialects, $Mobile, $State names, zips
+    identity_types = {i["identity_type"] for b in outbound for i in b.get("user_identities") or []}
+    assert {"mobile_number", "phone_number_2", "phone_number_3", "customer_id"} <= identity_types
+    inbound_types = {t for b in inbound if isinstance(b.get("user_identities"), dict)
+                     for t in b["user_identities"]}
+    assert {"mobile_number", "phone_number_2", "phone_number_3", "customerid"} <= inbound_types
+    attributes = [{k.lower(): v for k, v in (b.get("user_attributes") or {}).items()}
+                  for b in batches]
+    assert any("$mobile" in a for a in attributes)
+    states = {a["$state"] for a in attributes if isinstance(a.get("$state"), str)}
+    assert {"District of Columbia", "California"} <= states
+    zips = {a["$zip"] for a in attributes if isinstance(a.get("$zip"), str | int)}
+    assert {"94105-1234", "SW1A 1AA", "00-950", "9"} <= zips
+    assert any(isinstance(z, int) for z in zips)  # a JSON number
+    products = [p for e in events_of(batches) for p in
+                (e["data"].get("product_action") or {}).get("products") or []]
+    assert any(isinstance(p.get("name"), int) for p in products)
+    assert any("value" in (e["data"].get("custom_attributes") or {}) for e in events_of(batches))
     events = [e for b in batches for e in b.get("events") or []]
     types = {e["event_type"] for e in events}
     assert {"commerce_event", "screen_view", "custom_event", "session_start"} <= types
@@ -219,6 +249,7 @@ def test_small_dump_still_gets_each_edge_case(tmp_path):
     m = generate_dump(tmp_path / "d", 300, files=2, bad_line_rate=0.01,
                       duplicate_batch_rate=0.01)
     assert all(m.expected[r] > 0 for r in (*EVENT_DEFECTS, "no_match_keys", "duplicate"))
+    assert m.gained_match_key > 0
     assert sum(m.bad_lines.values()) >= 2 and m.whitespace_lines >= 2
 
 
@@ -226,6 +257,7 @@ def test_zero_rates_give_no_edge_cases(tmp_path):
     m = generate_dump(tmp_path / "d", 600, bad_line_rate=0, edge_case_rate=0,
                       duplicate_batch_rate=0)
     assert all(m.expected[r] == 0 for r in (*EVENT_DEFECTS, "no_match_keys", "duplicate"))
+    assert m.gained_match_key == 0 and m.mparticle["expected"] == m.expected
     assert sum(m.bad_lines.values()) == m.whitespace_lines == m.duplicate_batches == 0
     assert m.convertible > 0 and m.input_lines == m.batches
     assert m.events == 600  # no copies: exactly the events asked for

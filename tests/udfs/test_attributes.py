@@ -1,4 +1,5 @@
-"""udfs/attributes.py: reserved user attributes, identities and CCPA consent (SPEC §1, §4, §8).
+"""udfs/attributes.py: reserved user attributes, identities and CCPA consent (SPEC §1, §4, §8,
+§9).
 
 Inputs are the raw JSON texts a batch carries. ``user_attributes`` is parsed here with
 ``from_json`` exactly as the reader does, because key order matters (the first of the case
@@ -13,9 +14,13 @@ from pyspark.sql import functions as F
 
 from udfs.attributes import (
     ccpa_opted_out,
+    identity_entries,
     identity_of_type,
     identity_types_for,
+    lookup_identity,
+    lookup_reserved,
     reserved_attribute,
+    reserved_entries,
 )
 
 # user_attributes JSON, $firstname, $city, $prénom (a reserved name with a non-ASCII letter)
@@ -178,3 +183,59 @@ def test_reserved_attribute_without_a_caseless_prefix(spark):
         "actual", reserved_attribute(F.from_json(F.col("attrs"), "map<string,string>"),
                                      "firstname"))
     assert_column_equality(df, "actual", "expected")
+
+
+# raw user_identities; mobile_number, phone_number_2, phone_number_3, customer_id (+customerid)
+PHONE_IDENTITY_ROWS = [
+    (None, None, None, None, None),
+    ('{"mobile_number": "+1 650 555 0100", "phone_number_2": "5550101",'
+     ' "phone_number_3": "5550102", "customerid": "C9"}',
+     "+1 650 555 0100", "5550101", "5550102", "C9"),
+    ('{"phone_number_3": "3", "email": "a@x.com"}', None, None, "3", None),
+    ('{"mobile_number": null, "phone_number_2": "  "}', None, "  ", None, None),
+    ('[{"identity_type": "mobile_number", "identity": "+44 20 7946 0000",'
+     ' "timestamp_unixtime_ms": "1", "created_this_batch": false},'
+     ' {"identity_type": "phone_number_2", "identity": "2"},'
+     ' {"identity_type": "customer_id", "identity": "C1"},'
+     ' {"identity_type": "customerid", "identity": "C2"}]',
+     "+44 20 7946 0000", "2", None, "C1"),
+    ('[{"identity_type": "mobile_number", "identity": null},'
+     ' {"identity_type": "mobile_number", "identity": "second"}]', "second", None, None, None),
+    ('{"mobile_number": 16505550100}', "16505550100", None, None, None),  # JSON number: text
+    ("garbage", None, None, None, None),
+]
+
+
+def test_identity_entries_parse_once_and_look_up_each_type_in_both_dialects(spark):
+    df = spark.createDataFrame(
+        PHONE_IDENTITY_ROWS, "raw string, mobile string, p2 string, p3 string, customer string")
+    customer = identity_types_for("customer_id")
+    wanted = ["mobile_number", "phone_number_2", "phone_number_3", *customer]
+    df = df.withColumn("entries", identity_entries(F.col("raw"), wanted)).select(
+        "*",
+        lookup_identity(F.col("entries"), ["mobile_number"]).alias("actual_mobile"),
+        lookup_identity(F.col("entries"), ["phone_number_2"]).alias("actual_p2"),
+        lookup_identity(F.col("entries"), ["phone_number_3"]).alias("actual_p3"),
+        lookup_identity(F.col("entries"), customer).alias("actual_customer"),
+    )
+    for name in ("mobile", "p2", "p3", "customer"):
+        assert_column_equality(df, f"actual_{name}", name)
+    # only the wanted types are kept
+    kept = df.select(F.flatten(F.collect_list(F.col("entries.key")))).first()[0]
+    assert set(kept) <= set(wanted) and "email" not in kept
+
+
+def test_mobile_is_a_reserved_attribute_in_any_case(spark):
+    rows = [
+        ('{"$Mobile": "+1 650 555 0100"}', "+1 650 555 0100", None),
+        ('{"$MOBILE": ["list"], "$mobile": "5550100", "$Zip": 94105}', "5550100", "94105"),
+        ('{"$mobile": null, "$ZIP": "SW1A 1AA"}', None, "SW1A 1AA"),
+        ('{"mobile": "no dollar"}', None, None),
+    ]
+    df = spark.createDataFrame(rows, "attrs string, mobile string, zip string")
+    entries = reserved_entries(F.from_json(F.col("attrs"), "map<string,string>"),
+                               ["$mobile", "$zip"])
+    df = df.select("*", lookup_reserved(entries, "$mobile").alias("actual_mobile"),
+                   lookup_reserved(entries, "$zip").alias("actual_zip"))
+    assert_column_equality(df, "actual_mobile", "mobile")
+    assert_column_equality(df, "actual_zip", "zip")

@@ -1,4 +1,5 @@
-"""udfs/commerce.py: event name, time, value, currency, contents and ids (SPEC §2, §3, §8)."""
+"""udfs/commerce.py: event name, time, value, currency, contents and ids (SPEC §2, §3, §8,
+§9)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ from decimal import Decimal
 
 from chispa import assert_column_equality
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
+from jobs.conversion.read import PRODUCT
 from udfs.commerce import (
     MONEY,
     batch_identity,
@@ -18,6 +21,7 @@ from udfs.commerce import (
     event_time,
     has_invalid_amount,
     is_invalid_currency,
+    product_text,
     sendable_value,
 )
 from udfs.commerce import event_value as value_of
@@ -272,6 +276,53 @@ def test_contents_in_both_dialects(spark):
     )
     assert_column_equality(df, "actual_legacy", "legacy")
     assert_column_equality(df, "actual_capi", "capi")
+
+
+def test_product_text_takes_json_strings_only(spark):
+    rows = [
+        ('" Trail Runner Shoe "', "Trail Runner Shoe"), ('"\\u00a0Acme\\t"', "Acme"),
+        ('"12"', "12"), ('"Café \\"Crème\\""', 'Café "Crème"'), ('"抹茶"', "抹茶"),
+        ('""', None), ('"  "', None), ("null", None),
+        ("12", None), ("12.5", None), ("true", None), ('{"en": "Shoe"}', None), ('["a"]', None),
+    ]
+    df = spark.createDataFrame(rows, "json string, expected string")
+    df = df.withColumn("actual", product_text(F.parse_json(F.col("json"))))
+    assert_column_equality(df, "actual", "expected")
+    df = spark.createDataFrame([(None, None)], "json string, expected string")
+    df = df.withColumn("actual", product_text(F.parse_json(F.col("json"))))  # SQL null
+    assert_column_equality(df, "actual", "expected")
+
+
+# Products as the raw JSON of a batch, read with the reader's schema (name, brand and category
+# are variants there), and the rich capi contents they give (SPEC §9).
+RICH_ROWS = [
+    ('[{"id": "a", "name": " Trail Runner Shoe ", "brand": "Acme", "category": "Footwear",'
+     ' "price": 10, "quantity": 2}]',
+     '[{"id":"a","quantity":2.0,"item_price":10.0,"title":"Trail Runner Shoe","brand":"Acme",'
+     '"category":"Footwear"}]'),
+    # not strings: a number, a boolean, an object, null; blank text: each is left out
+    ('[{"id": "b", "name": 12345, "brand": true, "category": {"x": 1}},'
+     ' {"id": "c", "name": "", "brand": "  ", "category": null},'
+     ' {"id": "d", "name": "12345", "brand": ["Acme"], "category": "Tools"}]',
+     '[{"id":"b","quantity":1.0},{"id":"c","quantity":1.0},'
+     '{"id":"d","quantity":1.0,"title":"12345","category":"Tools"}]'),
+    ('[{"name": "no id", "brand": "Acme"}]', None),
+    ("[]", None),
+]
+
+
+def test_rich_contents_carry_title_brand_category_only_as_non_empty_strings(spark):
+    df = spark.createDataFrame(RICH_ROWS, "json string, expected string")
+    products = F.from_json(F.col("json"), T.ArrayType(PRODUCT))
+    df = df.select("*", F.to_json(contents(products, "capi", details=True)).alias("actual"),
+                   F.to_json(contents(products, "capi")).alias("plain"),
+                   F.to_json(contents(products, "offline_conversions")).alias("legacy"))
+    assert_column_equality(df, "actual", "expected")
+    for row in df.collect():  # without details (mparticle profile, legacy): §3's contents
+        for text in (row["plain"], row["legacy"]):
+            assert text is None or not any(k in text for k in ('"title"', '"brand"',
+                                                               '"category"'))
+    assert df.where(F.col("plain").isNotNull()).count() == 2
 
 
 BATCH = '{"b":"8521463789","r":"req-1"}'

@@ -1,4 +1,4 @@
-"""udfs/match_keys.py: every match key of SPEC §4 / §8, and the SPEC's hash vectors."""
+"""udfs/match_keys.py: every match key of SPEC §4 / §8 / §9, and the SPEC's hash vectors."""
 
 from __future__ import annotations
 
@@ -9,14 +9,21 @@ from chispa import assert_column_equality
 from pyspark.sql import functions as F
 
 from udfs.match_keys import (
+    US_COUNTRY_KEY,
     ZERO_UUID,
     advertising_id,
+    country_is_us_or_absent,
+    first_non_blank,
     forwarded_identity,
     hashed_country,
     hashed_email,
+    hashed_external_id,
     hashed_gender,
     hashed_madid,
     hashed_name,
+    hashed_phone,
+    hashed_state,
+    hashed_zip,
     is_california,
     is_non_blank,
     madid,
@@ -198,3 +205,125 @@ def test_is_non_blank_is_never_null(spark):
         (None, False), ("", False), (" \u00a0\u2007\u202f\u3000\t\n", False),
         ("x", True), (" x ", True), ("0", True),
     ], is_non_blank, "s string, expected boolean")
+
+
+# ----- SPEC §9 -------------------------------------------------------------------------------
+def test_phone_spec_examples(spark):
+    check(spark, [
+        ("+1 (650) 555-0100", sha("16505550100")),
+        ("0044 20 7946 0000", sha("442079460000")),
+        ("555-0100", sha("5550100")),  # 7 digits: valid
+        ("12345", None),  # too short
+    ], hashed_phone)
+
+
+def test_hashed_phone(spark):
+    check(spark, [
+        (None, None), ("", None), ("\u00a0\u3000", None),
+        # separators: White_Space and + - . ( ) /
+        ("\u00a0+44\u202f20.7946/0000\t", sha("442079460000")),
+        ("(650)555.0100", sha("6505550100")),
+        ("+49-30-123456", sha("4930123456")),
+        # leading zeros go, then 7 to 15 digits must remain
+        ("0000000", None), ("0001234567", sha("1234567")), ("00123456", None),
+        ("123456", None), ("1234567", sha("1234567")),
+        ("123456789012345", sha("123456789012345")),  # 15 digits
+        ("1234567890123456", None),  # 16 digits: too long
+        ("+0 (000) 000-0000 0000 0000 1", None),  # a single digit after the zeros
+        # only ASCII digits once the separators are gone: letters, other symbols, other digits
+        ("650-555-CALL", None), ("650 555 0100 ext 2", None), ("650_555_0100", None),
+        ("+1 650 555 0100#", None), ("٦٥٠٥٥٥٠١٠٠", None), 
+        ("".join(chr(0xFF10 + int(d)) for d in "6505550100"), None),  # full-width digits
+        ("650,555,0100", None), ("tel:6505550100", None),
+        # already hashed: lower-cased, not hashed again (64 digits included)
+        (H.upper(), H), (f"  {H.upper()}\n", H), ("1" * 64, "1" * 64),
+        (H[:63], None),  # 63 hex: not a hash, and not digits
+    ], hashed_phone)
+
+
+def test_first_non_blank_uses_the_first_non_blank_source_even_when_invalid(spark):
+    rows = [
+        (None, None, "+1 650 555 0100", sha("16505550100")),
+        ("", " \u00a0", "5550100", sha("5550100")),
+        ("12345", None, "5550100", None),  # the first non-blank is invalid: no fallback
+        ("\t5550199 ", "5550100", None, sha("5550199")),
+        (None, None, None, None),
+        (" ", "", "\u3000", None),
+    ]
+    df = spark.createDataFrame(rows, "a string, b string, c string, expected string")
+    df = df.withColumn("actual", hashed_phone(first_non_blank(F.col("a"), F.col("b"),
+                                                              F.col("c"))))
+    assert_column_equality(df, "actual", "expected")
+
+
+def test_country_is_us_or_absent(spark):
+    check(spark, [
+        (None, True), (SPEC_US, True), (US_COUNTRY_KEY, True),
+        (sha("pl"), False), (sha("gb"), False), (H, False),
+    ], country_is_us_or_absent, "s string, expected boolean")
+    assert US_COUNTRY_KEY == SPEC_US
+
+
+def check_with_country(spark, rows, builder):
+    """Rows of (value, us_or_absent, expected)."""
+    df = spark.createDataFrame(rows, "s string, us boolean, expected string")
+    df = df.withColumn("actual", builder(F.col("s"), F.col("us")))
+    assert_column_equality(df, "actual", "expected")
+
+
+def test_hashed_state(spark):
+    check_with_country(spark, [
+        (None, True, None), (None, False, None), ("", True, None), (" - ", True, None),
+        # US or absent country: a state, district or outlying-area name becomes its code
+        ("California", True, sha("ca")), ("CALIFORNIA", True, sha("ca")),
+        ("  california\u00a0", True, sha("ca")), ("District of Columbia", True, sha("dc")),
+        ("district-of-columbia", True, sha("dc")), ("New York", True, sha("ny")),
+        ("N.Y.", True, sha("ny")),  # letters only: "ny", kept as normalized
+        ("Puerto Rico", True, sha("pr")), ("Virgin Islands, U.S.", True, sha("vi")),
+        ("United States Minor Outlying Islands", True, sha("um")),
+        ("Northern Mariana Islands", True, sha("mp")), ("Guam", True, sha("gu")),
+        ("WashingtonDC", True, sha("washingtondc")),  # not an ISO 3166-2 name
+        ("Calif.", True, sha("calif")),
+        # two-letter codes stay as they are, lower-cased
+        ("CA", True, sha("ca")), ("ny", True, sha("ny")), ("C.A.", True, sha("ca")),
+        ("US-CA", True, sha("usca")),
+        # another country: the name stays as normalized
+        ("California", False, sha("california")), ("District of Columbia", False,
+                                                    sha("districtofcolumbia")),
+        ("Bavaria", False, sha("bavaria")), ("Île-de-France", False, sha("îledefrance")),
+        ("Île-de-France", True, sha("îledefrance")), ("東京都", True, sha("東京都")),
+        ("ON", False, sha("on")),
+        # already hashed
+        (H.upper(), True, H), (f" {H} ", False, H),
+    ], hashed_state)
+
+
+def test_hashed_zip(spark):
+    check_with_country(spark, [
+        (None, True, None), ("", True, None), ("  ", True, None),
+        ("94105-1234", True, sha("94105")), ("94105", True, sha("94105")),
+        (" 94105 1234 ", True, sha("94105")), ("941051234", True, sha("94105")),
+        ("94105-1234", False, sha("941051234")),
+        ("SW1A 1AA", False, sha("sw1a1aa")), ("SW1A 1AA", True, sha("sw1a1aa")),
+        ("00-950", False, sha("00950")), ("00-950", True, sha("00950")),
+        ("\u00a0M5V\u30002T6\t", False, sha("m5v2t6")),
+        ("12345", True, sha("12345")),  # e.g. a JSON number 12345, read as its text
+        ("1234", True, sha("1234")), ("12", False, sha("12")),
+        ("9", True, None), ("a", False, None),  # one character: invalid
+        ("941O5-1234", True, sha("941o51234")),  # no 5 leading digits: no cut
+        ("9410é", True, None), ("94105#", False, None), ("100-0001", False, sha("1000001")),
+        ("94105.0", True, sha("94105")),  # cut first, then checked
+        ("94.105", True, None),
+        (H.upper(), True, H),
+    ], hashed_zip)
+
+
+def test_hashed_external_id(spark):
+    check(spark, [
+        (None, None), ("", None), (" \u00a0 ", None),
+        ("C-100042", sha("C-100042")), ("  C-100042\t", sha("C-100042")),
+        ("c-100042", sha("c-100042")),  # case kept
+        ("-8137152950127364391", sha("-8137152950127364391")),
+        ("Zoë Ünal", sha("Zoë Ünal")),
+        (H.upper(), H), (f"\u3000{H}", H), (H[:63].upper(), sha(H[:63].upper())),
+    ], hashed_external_id)

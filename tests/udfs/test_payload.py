@@ -17,6 +17,7 @@ from pyspark.sql import functions as F
 
 from tests.helpers import NOW
 from udfs.payload import (
+    STANDARD_CUSTOM_DATA_KEYS,
     capi_payload,
     data_processing_options,
     legacy_payload,
@@ -44,13 +45,23 @@ COMMON_FIELDS = (
     ("country", "string"), ("value", "double"), ("currency", "string"), ("order_id", "string"),
     ("custom", "map<string,string>"), ("ldu", "boolean"), ("us", "boolean"), ("ca", "boolean"),
 )
+EXTENDED_FIELDS = (("ph", "string"), ("st", "string"), ("zp", "string"),
+                   ("external_id", "string"))
 CAPI_FIELDS = (
     *COMMON_FIELDS, ("event_id", "string"), ("em", "string"), ("ge", "string"),
     ("contents", "array<struct<id:string,quantity:double,item_price:double>>"),
+    *EXTENDED_FIELDS,
+)
+RICH_CAPI_FIELDS = (
+    *COMMON_FIELDS, ("event_id", "string"), ("em", "string"), ("ge", "string"),
+    ("contents", "array<struct<id:string,quantity:double,item_price:double,title:string,"
+                 "brand:string,category:string>>"),
+    *EXTENDED_FIELDS,
 )
 LEGACY_FIELDS = (
     *COMMON_FIELDS, ("email", "string"), ("gen", "string"),
     ("contents", "array<struct<id:string,quantity:double,price:double>>"),
+    *EXTENDED_FIELDS,
 )
 
 
@@ -113,6 +124,13 @@ CAPI_CASES = {
         "event_name": "AddToCart", "event_time": NOW, "event_id": "e-7", "em": H_EM,
         "contents": [("a", 1e7, None)], "ldu": False,
     },
+    "standard_names": {
+        "event_name": "AddToCart", "event_time": NOW, "event_id": "e-8", "em": H_EM,
+        "custom": {**{k: "text" for k in STANDARD_CUSTOM_DATA_KEYS},
+                   "Value": "kept: names match case-sensitively", "value ": "kept too",
+                   "store": "42"},
+        "ldu": False,
+    },
     "null": {},
 }
 
@@ -132,12 +150,17 @@ LEGACY_CASES = {
         "currency": "EUR", "contents": [("a", 1.0, 3.0)], "custom": {},
         "ldu": True, "us": False, "ca": False,
     },
+    "standard_names": {
+        "event_name": "AddToCart", "event_time": NOW, "email": H_EM,
+        "custom": {k: "text" for k in STANDARD_CUSTOM_DATA_KEYS}, "ldu": False,
+    },
     "null": {},
 }
 
 
 @pytest.fixture(scope="module")
 def capi(spark) -> dict[str, str]:
+    """capi payloads as the ``mparticle`` profile builds them (no §9 argument given)."""
     df = literal_df(spark, CAPI_FIELDS, CAPI_CASES)
     c = F.col
     payload = capi_payload(event_id=c("event_id"), em=c("em"), ge=c("ge"), **_common_columns())
@@ -149,6 +172,65 @@ def legacy(spark) -> dict[str, str]:
     df = literal_df(spark, LEGACY_FIELDS, LEGACY_CASES)
     c = F.col
     payload = legacy_payload(email=c("email"), gen=c("gen"), **_common_columns())
+    return {r["case"]: r["payload"] for r in df.select("case", payload.alias("payload")).collect()}
+
+
+H_PH, H_ST, H_ZP, H_EXT = sha("16505550100"), sha("ca"), sha("94105"), sha("C-1")
+EXTENDED_CASES = {
+    "all_keys": {
+        "event_name": "Purchase", "event_time": NOW, "event_id": "x-1", "em": H_EM,
+        "ph": H_PH, "st": H_ST, "zp": H_ZP, "external_id": H_EXT, "value": 5.0,
+        "currency": "USD", "ldu": False,
+    },
+    "only_extended_keys": {
+        "event_name": "AddToCart", "event_time": NOW, "event_id": "x-2", "ph": H_PH,
+        "external_id": H_EXT, "ldu": False,
+    },
+    "no_keys": {"event_name": "AddToCart", "event_time": NOW, "event_id": "x-3", "ldu": False},
+}
+RICH_CASES = {
+    "rich": {
+        "event_name": "Purchase", "event_time": NOW, "event_id": "r-1", "em": H_EM,
+        "value": 5.0, "currency": "USD", "order_id": "T-1",
+        "contents": [("a", 1.0, 5.0, "Trail Runner Shoe", "Acme", "Footwear/Running"),
+                     ("b", 2.0, None, None, "Acme", None), ("c", 1.0, None, None, None, None)],
+        "custom": {"content_type": "mine", "store": "42"}, "ldu": False,
+    },
+    "rich_without_contents": {
+        "event_name": "AddToCart", "event_time": NOW, "event_id": "r-2", "em": H_EM,
+        "custom": {"content_type": "mine", "store": "42"}, "ldu": False,
+    },
+}
+
+
+def _extended_columns() -> dict:
+    c = F.col
+    return {"ph": c("ph"), "st": c("st"), "zp": c("zp"), "external_id": c("external_id")}
+
+
+@pytest.fixture(scope="module")
+def capi_extended(spark) -> dict[str, str]:
+    c = F.col
+    out = {}
+    for fields, cases, content_type in ((CAPI_FIELDS, EXTENDED_CASES, None),
+                                        (RICH_CAPI_FIELDS, RICH_CASES, F.lit("product"))):
+        df = literal_df(spark, fields, cases)
+        payload = capi_payload(event_id=c("event_id"), em=c("em"), ge=c("ge"),
+                               content_type=content_type, **_extended_columns(),
+                               **_common_columns())
+        out.update({r["case"]: r["payload"]
+                    for r in df.select("case", payload.alias("payload")).collect()})
+    return out
+
+
+@pytest.fixture(scope="module")
+def legacy_extended(spark) -> dict[str, str]:
+    cases = {case: {("email" if k == "em" else k): v for k, v in given.items()}
+             for case, given in EXTENDED_CASES.items()}
+    df = literal_df(spark, LEGACY_FIELDS, cases)
+    c = F.col
+    payload = legacy_payload(email=c("email"), gen=c("gen"), phone=c("ph"), st=c("st"),
+                             zip_code=c("zp"), extern_id=c("external_id"), **_common_columns())
     return {r["case"]: r["payload"] for r in df.select("case", payload.alias("payload")).collect()}
 
 
@@ -192,23 +274,23 @@ def test_capi_null_keys_are_omitted(capi):
 def test_capi_currency_only_with_value(capi):
     assert json.loads(capi["value_only"])["custom_data"]["currency"] == "EUR"
     assert json.loads(capi["full"])["custom_data"]["currency"] == "USD"
-    # a currency without a value is not sent (a custom attribute "currency" may then be)
+    # a currency without a value is not sent (nor a custom attribute "currency": SPEC §8)
     assert "custom_data" not in json.loads(capi["minimal"])
-    assert json.loads(capi["contents_only"])["custom_data"]["currency"] == "kept"
-    assert json.loads(capi["reserved_names_not_sent"])["custom_data"]["currency"] == "attr"
+    assert "currency" not in json.loads(capi["contents_only"])["custom_data"]
+    assert "currency" not in json.loads(capi["reserved_names_not_sent"])["custom_data"]
     assert "currency" not in json.loads(capi["null"])
 
 
-def test_capi_custom_attribute_named_like_a_reserved_key_kept_only_when_not_sent(capi):
-    assert json.loads(capi["reserved_names_not_sent"])["custom_data"] == {
-        "value": "9", "currency": "attr", "contents": "c", "order_id": "o", "note": "n",
-    }
-    assert json.loads(capi["value_only"])["custom_data"] == {
-        "value": 10.0, "currency": "EUR", "contents": "kept", "order_id": "kept too",
-    }
+def test_capi_custom_attribute_named_like_a_standard_parameter_is_never_sent(capi):
+    # SPEC §8: whether or not the job sends that parameter itself
+    assert json.loads(capi["reserved_names_not_sent"])["custom_data"] == {"note": "n"}
+    assert json.loads(capi["value_only"])["custom_data"] == {"value": 10.0, "currency": "EUR"}
     assert json.loads(capi["contents_only"])["custom_data"] == {
         "contents": [{"id": "a", "quantity": 3, "item_price": 2.0}, {"id": "b", "quantity": 1}],
-        "order_id": "T-9", "value": "kept", "currency": "kept",
+        "order_id": "T-9",
+    }
+    assert json.loads(capi["standard_names"])["custom_data"] == {
+        "Value": "kept: names match case-sensitively", "value ": "kept too", "store": "42",
     }
 
 
@@ -281,6 +363,52 @@ def test_legacy_custom_data_is_an_empty_object_without_attributes(legacy):
     assert json.loads(legacy["null"]) == {"match_keys": {}, **DPO_OFF, "custom_data": {}}
     for case in LEGACY_CASES:
         assert "null" not in legacy[case], case
+
+
+def test_legacy_custom_data_keeps_attributes_named_like_capi_parameters(legacy):
+    # SPEC §8's rule is about capi: the legacy custom_data is the custom attributes unchanged
+    assert json.loads(legacy["standard_names"])["custom_data"] == {
+        k: "text" for k in STANDARD_CUSTOM_DATA_KEYS}
+
+
+def test_standard_custom_data_names_are_spec_8s():
+    assert STANDARD_CUSTOM_DATA_KEYS == (
+        "value", "net_revenue", "currency", "content_name", "content_category", "content_ids",
+        "contents", "content_type", "order_id", "predicted_ltv", "num_items", "status",
+        "search_string", "delivery_category", "item_number")
+
+
+# ----- SPEC §9 keys and rich contents -------------------------------------------------------
+def test_capi_extended_keys(capi_extended):
+    p = json.loads(capi_extended["all_keys"])
+    assert p["user_data"] == {"em": [H_EM], "ph": [H_PH], "st": H_ST, "zp": H_ZP,
+                              "external_id": H_EXT}
+    assert json.loads(capi_extended["only_extended_keys"])["user_data"] == {
+        "ph": [H_PH], "external_id": H_EXT}
+    assert json.loads(capi_extended["no_keys"])["user_data"] == {}
+    assert '"user_data":{"em":["' + H_EM + '"],"ph":["' + H_PH + '"],"st":"' in \
+        capi_extended["all_keys"]  # §4's keys first, then §9's
+
+
+def test_legacy_extended_keys_are_strings(legacy_extended):
+    assert json.loads(legacy_extended["all_keys"])["match_keys"] == {
+        "email": H_EM, "phone": H_PH, "st": H_ST, "zip": H_ZP, "extern_id": H_EXT}
+    assert json.loads(legacy_extended["only_extended_keys"])["match_keys"] == {
+        "phone": H_PH, "extern_id": H_EXT}
+
+
+def test_capi_rich_contents_and_content_type(capi_extended):
+    cd = json.loads(capi_extended["rich"])["custom_data"]
+    assert cd == {
+        "value": 5.0, "currency": "USD",
+        "contents": [{"id": "a", "quantity": 1, "item_price": 5.0, "title": "Trail Runner Shoe",
+                      "brand": "Acme", "category": "Footwear/Running"},
+                     {"id": "b", "quantity": 2, "brand": "Acme"}, {"id": "c", "quantity": 1}],
+        "order_id": "T-1", "content_type": "product", "store": "42",
+    }
+    assert capi_extended["rich"].count('"content_type"') == 1  # the attribute is not sent
+    # no contents: no content_type (and the attribute named so is still not sent)
+    assert json.loads(capi_extended["rich_without_contents"])["custom_data"] == {"store": "42"}
 
 
 # ----- JSON text helpers -------------------------------------------------------------------------
