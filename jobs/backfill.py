@@ -23,7 +23,7 @@ if __package__ in (None, ""):  # run as a file: spark-submit jobs/backfill.py
     if importlib.util.find_spec("jobs") is None:
         sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from jobs.config import ConfigError, JobConfig, load_config, parse_override
+from jobs.config import PROGRESS_MODES, ConfigError, JobConfig, load_config, parse_override
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "conf" / "local.yaml"
 
@@ -60,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: refuse with exit code 6)")
     p.add_argument("--master", help="Spark master for the embedded mode (ignored under "
                                     "spark-submit)")
-    p.add_argument("--progress", choices=["auto", "bar", "log", "off"])
+    p.add_argument("--progress", choices=PROGRESS_MODES)
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override any setting, e.g. --set upload.rate_limit_per_second=50")
     return p

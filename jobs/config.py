@@ -28,6 +28,8 @@ VALUE_MODES = ("sum_price", "price_x_quantity")
 #: contents; ``mparticle`` sends exactly what mParticle's integration sent.
 PROFILES = ("extended", "mparticle")
 BODY_FORMATS = ("json", "form")
+#: How upload progress is shown: a live line on a terminal (``bar``), log lines, or nothing.
+PROGRESS_MODES = ("auto", "bar", "log", "off")
 #: Meta's per-request event limits (SPEC §5).
 MAX_EVENTS_PER_REQUEST = {"capi": 1000, "offline_conversions": 2000}
 
@@ -93,7 +95,7 @@ class UploadConfig:
     #: Plain ``http://`` to a host other than loopback sends the token unencrypted: refused
     #: unless this is on.
     allow_insecure_http: bool = False
-    api_version: str = "v24.0"
+    api_version: str = "v26.0"
     set_id: str | None = None
     chunk_size: int | None = None  # None → the dialect's limit
     max_in_flight: int = 4  # requests in flight per task
@@ -373,8 +375,8 @@ def validate(config: JobConfig, *, for_upload: bool | None = None) -> None:
         need(config.from_date <= config.to_date, "to_date", "must not be before from_date")
     need(config.date_folder_lookback_days >= 0, "date_folder_lookback_days", "must be >= 0")
     need(config.max_line_bytes > 0, "max_line_bytes", "must be > 0")
-    need(config.progress in ("auto", "bar", "log", "off"), "progress",
-         "must be auto, bar, log or off")
+    need(config.progress in PROGRESS_MODES, "progress",
+         f"must be one of {', '.join(PROGRESS_MODES)}")
     u = config.upload
     limit = MAX_EVENTS_PER_REQUEST[config.dialect]
     if u.chunk_size is not None:
@@ -391,7 +393,7 @@ def validate(config: JobConfig, *, for_upload: bool | None = None) -> None:
     need(u.body_format in BODY_FORMATS, "upload.body_format",
          f"must be one of {', '.join(BODY_FORMATS)}")
     need(bool(_VERSION.match(u.api_version or "")), "upload.api_version",
-         "must look like vX.Y, e.g. v24.0")
+         "must look like vX.Y, e.g. v26.0")
     need(bool(re.match(r"^https?://[^/\s?#]+", u.base_url or "")), "upload.base_url",
          "must be an http(s) URL")
     need("access_token" not in (u.base_url or ""), "upload.base_url",

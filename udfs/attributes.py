@@ -74,7 +74,9 @@ def reserved_attribute(attributes: Column, name: str) -> Column:
 
     Examples
     --------
-    >>> df.select(reserved_attribute(F.col("user_attributes"), "$firstname"))
+    >>> df = spark.createDataFrame([({"$FirstName": "Ann"},)], "user_attributes map<string,string>")
+    >>> df.select(reserved_attribute(F.col("user_attributes"), "$firstname")).first()[0]
+    'Ann'
     """
     return lookup_reserved(reserved_entries(attributes, [name]), name)
 

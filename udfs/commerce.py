@@ -42,8 +42,10 @@ def product_text(value: Column) -> Column:
 
     Examples
     --------
-    >>> df.select(product_text(F.parse_json(F.lit('" Acme "'))))  # "Acme"
-    >>> df.select(product_text(F.parse_json(F.lit("12"))))  # null
+    >>> spark.range(1).select(product_text(F.parse_json(F.lit('" Acme "')))).first()[0]
+    'Acme'
+    >>> spark.range(1).select(product_text(F.parse_json(F.lit("12")))).first()[0] is None
+    True
     """
     is_string = F.schema_of_variant(value) == F.lit("STRING")
     return blank_to_null(F.when(is_string, F.variant_get(value, "$", "string")))

@@ -137,7 +137,8 @@ def country_code(col: Column) -> Column:
 
     Examples
     --------
-    >>> df.select(country_code(F.lit("U.S.A.")))  # "us"
+    >>> spark.range(1).select(country_code(F.lit("U.S.A."))).first()[0]
+    'us'
     """
     key = upper_invariant(letters_only(col))
     return bucketed_get(_lookup_sql(), key, _BUCKET_MAX_LENGTH)

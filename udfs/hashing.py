@@ -15,8 +15,8 @@ def sha256_hex(col: Column) -> Column:
 
     Examples
     --------
-    >>> df.select(sha256_hex(F.lit("us")))
-    ... # "79adb2a2fce5c6ba215fe5f27f532d4e7edbac4b6a5e09e1ef3a08084a904621"
+    >>> spark.range(1).select(sha256_hex(F.lit("us"))).first()[0]
+    '79adb2a2fce5c6ba215fe5f27f532d4e7edbac4b6a5e09e1ef3a08084a904621'
     """
     return F.sha2(col, 256)
 
@@ -27,7 +27,8 @@ def is_sha256_hex(col: Column) -> Column:
 
     Examples
     --------
-    >>> df.select(is_sha256_hex(F.lit("AB" * 32)))  # true
+    >>> spark.range(1).select(is_sha256_hex(F.lit("AB" * 32))).first()[0]
+    True
     """
     return col.rlike(_SHA256_HEX)
 
@@ -42,8 +43,11 @@ def hash_unless_hashed(raw: Column, normalized: Column) -> Column:
 
     Examples
     --------
-    >>> name = F.col("first_name")
-    >>> df.select(hash_unless_hashed(name, letters_only(lower_invariant(name))))
+    >>> name = F.lit(" Menlo Park ")
+    >>> from udfs.text import letters_only, lower_invariant
+    >>> spark.range(1).select(
+    ...     hash_unless_hashed(name, letters_only(lower_invariant(name)))).first()[0]
+    '0007a3d64c01e23d5075203c5977c14e4f7e01a3fc570686fcc50b5e1dd42685'
     """
     trimmed = trim_unicode(raw)
     return (

@@ -41,7 +41,8 @@ def is_number(col: Column) -> Column:
 
     Examples
     --------
-    >>> df.select(is_number(F.lit(" 1.5E+2 ")))  # true
+    >>> spark.range(1).select(is_number(F.lit(" 1.5E+2 "))).first()[0]
+    True
     """
     return trim_unicode(col).rlike(_NUMBER)
 
@@ -54,7 +55,8 @@ def to_number(col: Column) -> Column:
 
     Examples
     --------
-    >>> df.select(to_number(F.lit(" 12.50 ")))  # Decimal("12.5000000000")
+    >>> spark.range(1).select(to_number(F.lit(" 12.50 "))).first()[0]
+    Decimal('12.5000000000')
     """
     trimmed = trim_unicode(col)
     return F.when(trimmed.rlike(_NUMBER_IN_RANGE), trimmed.try_cast(NUMBER_TYPE))
@@ -68,7 +70,8 @@ def is_invalid_amount(col: Column) -> Column:
 
     Examples
     --------
-    >>> df.select(is_invalid_amount(F.lit("NaN")))  # true
+    >>> spark.range(1).select(is_invalid_amount(F.lit("NaN"))).first()[0]
+    True
     """
     return col.isNotNull() & to_number(col).isNull()
 
@@ -82,7 +85,8 @@ def quantity(col: Column) -> Column:
 
     Examples
     --------
-    >>> df.select(quantity(F.lit(None).cast("string")))  # Decimal("1")
+    >>> spark.range(1).select(quantity(F.lit(None).cast("string"))).first()[0]
+    Decimal('1.0000000000')
     """
     return quantity_of(col.isNull(), to_number(col))
 

@@ -50,6 +50,7 @@ def us_subdivision_code(key: Column) -> Column:
 
     Examples
     --------
-    >>> df.select(us_subdivision_code(F.lit("DISTRICTOFCOLUMBIA")))  # "dc"
+    >>> spark.range(1).select(us_subdivision_code(F.lit("DISTRICTOFCOLUMBIA"))).first()[0]
+    'dc'
     """
     return bucketed_get(_lookup_sql(), key, _MAX_LENGTH)

@@ -62,10 +62,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
+from jobs.tools.generate_dump import REFERENCE_TIME
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CONFIG = REPO_ROOT / "conf" / "local.yaml"
 DEFAULT_WORK_DIR = REPO_ROOT / "out" / "benchmark"
-REFERENCE_TIME = 1_793_836_800  # the generator's default reference time (2026-11-05)
 DEFAULT_EVENTS = 1_000_000
 QUICK_EVENTS = 4_000
 MASTER = "local[2]"
@@ -75,7 +76,7 @@ EVENTS_PER_FILE = 125_000
 LATENCY_MS = 50.0
 TOKEN = "benchmark-token"
 SET_ID = "1234567890"
-API_VERSION = "v24.0"
+API_VERSION = "v26.0"
 #: The reference client: Meta's Python business SDK batch uploader with its defaults.
 SDK_EVENTS_PER_REQUEST = 50
 TARGETS = {"p1_ratio": 2.5, "p1_moonshot": 1.5, "p6_ratio": 1.0, "p6_moonshot_4x": 0.5,

@@ -20,11 +20,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from jobs.tools.generate_dump import REFERENCE_TIME
 from jobs.tools.local_s3 import LocalS3, free_port
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "sample_dump"
-REFERENCE_TIME = 1793836800  # the sample dump's reference time
 DELTA_CONF = {
     "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
     "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",

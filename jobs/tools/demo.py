@@ -14,11 +14,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+from jobs.tools.generate_dump import REFERENCE_TIME
 from jobs.tools.local_graph_api import GraphApiEmulator
 
 REPO = Path(__file__).resolve().parents[2]
 OUT = REPO / "out" / "demo"
-REFERENCE_TIME = 1793836800  # the sample dump's reference time (conf/local.yaml)
 DEMO_TOKEN = "demo-token-not-a-secret"
 
 

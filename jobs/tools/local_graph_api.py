@@ -30,13 +30,12 @@ so a re-sent event is rejected again.
 
 Examples
 --------
-In process (tests):
+In process (tests)::
 
->>> with GraphApiEmulator(now=1793836800) as api:  # doctest: +SKIP
-...     requests.post(f"{api.url}/v24.0/123/events",
-...                   json={"access_token": "test-token", "data": [event]})
-...     api.accepted_events()
-[('123', {...})]
+    with GraphApiEmulator(now=1793836800) as api:
+        requests.post(f"{api.url}/v26.0/123/events",
+                      json={"access_token": "test-token", "data": [event]})
+        api.accepted_events()  # [('123', {...})]
 
 From a shell (prints ``listening on http://127.0.0.1:PORT`` when ready)::
 

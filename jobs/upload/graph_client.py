@@ -17,7 +17,7 @@ is still running at its deadline, so a server that trickles its reply cannot hol
 
 Example (against a local server)::
 
-    with GraphClient("http://127.0.0.1:8080", "v24.0", "123", token) as client:
+    with GraphClient("http://127.0.0.1:8080", "v26.0", "123", token) as client:
         response = client.post_events(['{"event_name":"Purchase","event_time":1700000000}'])
         response.http_status  # 200
 """

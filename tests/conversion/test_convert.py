@@ -10,14 +10,14 @@ from jobs import ledger
 from jobs.config import load_config
 from jobs.pipeline import run_backfill
 from jobs.tools.generate_dump import Manifest
-from tests.helpers import SAMPLES
+from tests.helpers import NOW, SAMPLES
 
 
 @pytest.fixture(scope="module")
 def sample_run(spark, tmp_path_factory):
     out = tmp_path_factory.mktemp("convert")
     config = load_config(None, {"input": [str(SAMPLES / "sample_dump")], "output_dir": str(out),
-                                "dry_run": True, "reference_time": 1793836800})
+                                "dry_run": True, "reference_time": NOW})
     return config, run_backfill(spark, config, None)
 
 
@@ -49,7 +49,7 @@ def test_profile_mparticle_counts_the_events_only_spec_9_keys_match_as_no_match_
         spark, tmp_path):
     config = load_config(None, {"input": [str(SAMPLES / "sample_dump")],
                                 "output_dir": str(tmp_path), "dry_run": True,
-                                "reference_time": 1793836800, "mapping.profile": "mparticle"})
+                                "reference_time": NOW, "mapping.profile": "mparticle"})
     report = run_backfill(spark, config, None)
     m = Manifest.load(SAMPLES / "sample_dump")
     c = report.counts
@@ -86,7 +86,7 @@ def test_payloads_and_quarantine_tables(spark, sample_run):
 def test_raw_lines_are_kept_only_when_asked(spark, tmp_path):
     config = load_config(None, {"input": [str(SAMPLES / "sample_dump")],
                                 "output_dir": str(tmp_path), "dry_run": True,
-                                "reference_time": 1793836800, "quarantine_keep_raw": True})
+                                "reference_time": NOW, "quarantine_keep_raw": True})
     run_backfill(spark, config, None)
     rows = ledger.read_table(spark, config.table("quarantine")).collect()
     assert rows and all(r["raw_line"] for r in rows)
@@ -95,7 +95,7 @@ def test_raw_lines_are_kept_only_when_asked(spark, tmp_path):
 def test_published_mparticle_batches_all_parse(spark, tmp_path):
     config = load_config(None, {"input": [str(SAMPLES / "mparticle_published")],
                                 "output_dir": str(tmp_path), "dry_run": True,
-                                "reference_time": 1793836800})
+                                "reference_time": NOW})
     report = run_backfill(spark, config, None)
     assert report.counts["input_lines"] == report.counts["batches"] == 11
     assert report.counts["quarantined"] == 0 and report.counts["reconciles"] == 1

@@ -10,6 +10,7 @@ import pytest
 
 from jobs.conversion.listing import NoInputFiles, expiry_date, list_input_files
 from jobs.conversion.read import parse_batches, read_lines
+from tests.helpers import NOW
 
 
 @pytest.fixture
@@ -70,8 +71,8 @@ def years_of_dumps(tmp_path):
 
 
 def test_expiry_date_is_the_day_of_the_oldest_sendable_event():
-    assert expiry_date(1_793_836_800, 62) == "2026-09-04"  # 2026-11-05T00:00Z - 62 days
-    assert expiry_date(1_793_836_800 - 1, 62) == "2026-09-03"
+    assert expiry_date(NOW, 62) == "2026-09-04"  # 2026-11-05T00:00Z - 62 days
+    assert expiry_date(NOW - 1, 62) == "2026-09-03"
 
 
 def test_folders_that_can_only_hold_expired_events_are_pruned_and_counted(spark,

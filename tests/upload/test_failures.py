@@ -110,7 +110,7 @@ def test_endpoint_down_trips_the_circuit_breaker(spark, dump, tmp_path):
     report = run_backfill(spark, cfg, TOKEN)
     assert report.status == "endpoint_unreachable" and report.exit_code == 5, report.text()
     message = report.message or ""
-    assert url in message and "/v24.0" not in message and TOKEN not in report.text()
+    assert url in message and "/v26.0" not in message and TOKEN not in report.text()
     d = report.delivery
     assert d["not_attempted"] == d["to_send"] > 0  # nothing settled: a later run sends all
     assert d["delivered"] == d["failed"] == d["rejected"] == 0
