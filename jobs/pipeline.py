@@ -132,9 +132,10 @@ def run_status(counts: dict[str, int], upload: UploadSummary | None,
         return "nothing_to_do", (f"nothing left to send: all {upload.selection.payloads} "
                                  f"payloads are already delivered to set {config.upload.set_id}")
     if upload.token_rejected:
-        return "token_rejected", ("the access token (or its appsecret_proof) was rejected: the "
-                                  "upload stopped; renew the token (or fix the app secret) and "
-                                  "re-run, delivered events will not be sent again")
+        return "token_rejected", ("the access token was rejected (Meta code 190, or code 100 "
+                                  "for a wrong appsecret_proof): the upload stopped; renew the "
+                                  "token (or fix the app secret) and re-run, delivered events "
+                                  "will not be sent again")
     if upload.dataset_rejected:
         return "dataset_rejected", (
             f"Meta refused dataset {config.upload.set_id} (code 100, subcode 33: the object "

@@ -27,17 +27,21 @@ def run(tmp_path: Path, *extra: str) -> tuple[dict, list[dict]]:
     return counts, [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
 
 
+@pytest.mark.parametrize("profile", ["extended", "mparticle"])
 @pytest.mark.parametrize("dialect", ["capi", "offline_conversions"])
-def test_counts_match_the_generators_manifest(tmp_path: Path, dialect: str) -> None:
+def test_counts_match_the_generators_manifest(tmp_path: Path, dialect: str, profile: str) -> None:
     manifest = generate_dump(tmp_path / "dump", 3000, seed=3, files=3, gzip=1, workers=1)
-    counts, payloads = run(tmp_path, "--profile", "mparticle", "--dialect", dialect,
+    counts, payloads = run(tmp_path, "--profile", profile, "--dialect", dialect,
                            "--reference-time", str(manifest.reference_time))
+    expected = manifest.expected if profile == "extended" else manifest.mparticle["expected"]
+    convertible = (manifest.convertible if profile == "extended"
+                   else manifest.mparticle["convertible"])
     assert counts["input_lines"] == manifest.input_lines
     assert counts["batches"] == manifest.batches
     assert counts["events"] == manifest.events
-    assert counts["payloads"] == manifest.convertible == len(payloads)
+    assert counts["payloads"] == convertible == len(payloads)
     skipped = {k.split(".", 1)[1]: v for k, v in counts.items() if k.startswith("skipped.")}
-    assert skipped == {k: v for k, v in manifest.expected.items() if v}
+    assert skipped == {k: v for k, v in expected.items() if v}
     quarantined = {k.split(".", 1)[1]: v for k, v in counts.items()
                    if k.startswith("quarantined.")}
     assert quarantined == {k: v for k, v in manifest.bad_lines.items() if v}
