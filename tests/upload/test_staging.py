@@ -159,35 +159,3 @@ def test_cli_refuses_a_bad_staging_location_before_spark(tmp_path, capsys):
     assert "error: setting 'upload.staging_dir': no filesystem for nosuchfs://" in err
     assert not (tmp_path / "out").exists()
 
-
-# ----- the embedded session on S3 -----------------------------------------------------------
-@pytest.mark.slow
-def test_embedded_run_with_input_tables_and_staging_on_s3(spark, aws_env, bucket, tmp_path):
-    """The session factory's classpath carries S3A: the embedded job reads, writes Delta and
-    stages on moto's S3 (S3A settings set the standard way, as Hadoop ``fs.s3a.*``)."""
-    from collections import Counter
-
-    from jobs.pipeline import run_backfill
-    from jobs.tools.generate_dump import generate_dump
-    from jobs.tools.local_graph_api import GraphApiEmulator
-
-    hadoop = spark.sparkContext._jsc.hadoopConfiguration()
-    for key, value in aws_env.s3a_conf().items():
-        hadoop.set(key.removeprefix("spark.hadoop."), value)
-    generate_dump(tmp_path / "dump", 200, seed=3, reference_time=NOW, files=2)
-    aws_env.upload(tmp_path / "dump", f"s3a://{bucket}/dump/")
-    token = "embedded-s3-token-1c9d"
-    with GraphApiEmulator(token=token, now=NOW).start() as emu:
-        config = load_config(None, {
-            "input": [f"s3a://{bucket}/dump/"], "output_dir": f"s3a://{bucket}/out",
-            "reference_time": NOW, "upload.base_url": emu.url, "upload.set_id": "555",
-            "progress": "off", "upload.chunk_size": 20})
-        report = run_backfill(spark, config, token)
-        sent = Counter(f"{e['event_id']}|{e['event_name']}" for _, e in emu.accepted_events())
-    assert report.status == "succeeded", report.text()
-    assert report.delivery["delivered"] == len(sent) > 0
-    assert max(sent.values()) == 1
-    fs = aws_env.filesystem()
-    assert fs.exists(f"{bucket}/out/results/_delta_log/00000000000000000000.json")
-    assert [p for p in fs.ls(f"{bucket}/out/_staging", detail=False)
-            if not p.endswith("_lease")] == []
