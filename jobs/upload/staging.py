@@ -276,12 +276,13 @@ class Staging:
     def check_reachable(self) -> None:
         """List the root once: unreachable storage, a missing bucket and missing or refused
         credentials fail here, with the setting and the variables to look at."""
-        if self.local:
-            try:
-                Path(self.root).mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
+        if self.local:  # creates nothing: the run creates the folder when it stages
+            existing = Path(self.root)
+            while not existing.exists() and existing != existing.parent:
+                existing = existing.parent
+            if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
                 raise StagingError(f"setting '{SETTING}': cannot create {self.root}: "
-                                   f"{exc.strerror}") from None
+                                   f"{existing} is not a writable folder")
             return
         try:
             self._fs.ls(self.root.split("/", 1)[0], detail=False)
