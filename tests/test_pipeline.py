@@ -14,6 +14,9 @@ from jobs.pipeline import run_backfill
 from jobs.tools.local_graph_api import GraphApiEmulator
 from tests.helpers import NOW, batch, commerce
 
+#: Whole runs of the job (Spark, its Python workers and the emulator): not in `make test-fast`.
+pytestmark = pytest.mark.slow
+
 TOKEN = "rerun-token"
 DAYS = ("2026-10-01", "2026-10-02", "2026-10-03")
 PER_DAY = 12

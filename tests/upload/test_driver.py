@@ -20,6 +20,9 @@ from jobs.tools.generate_dump import generate_dump
 from jobs.tools.local_graph_api import GraphApiEmulator
 from tests.helpers import NOW, REPO_ROOT
 
+#: Whole runs of the job (Spark, its Python workers and the emulator): not in `make test-fast`.
+pytestmark = pytest.mark.slow
+
 REPO = REPO_ROOT
 TOKEN = "e2e-secret-token-5f2c9"
 FAST_RETRIES = {
@@ -173,7 +176,6 @@ def cli_args(dump_dir, out, url, *extra):
             *[f"--set={k}={v}" for k, v in FAST_RETRIES.items()], *extra]
 
 
-@pytest.mark.slow
 def test_local_cluster_and_no_secret_anywhere(spark, dump, tmp_path):
     """The same end to end on separate executor JVMs, then a scan for the token and emails."""
     dump_dir, manifest = dump
@@ -209,7 +211,6 @@ def test_local_cluster_and_no_secret_anywhere(spark, dump, tmp_path):
     assert not leaked, leaked[:3]
 
 
-@pytest.mark.slow
 def test_driver_killed_mid_upload_then_rerun(spark, dump, tmp_path):
     dump_dir, manifest = dump
     out = tmp_path / "out"

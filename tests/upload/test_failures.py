@@ -20,6 +20,9 @@ from jobs.upload.redaction import wire_forms
 from tests.helpers import NOW, upload_config
 from tests.upload import fault_servers as fs
 
+#: Whole runs of the job (Spark, its Python workers and the emulator): not in `make test-fast`.
+pytestmark = pytest.mark.slow
+
 TOKEN = "EAAB-failure-token-91c3"
 FAST = {"upload__backoff_base_seconds": 0.01, "upload__backoff_max_seconds": 0.02,
         "upload__throttle_backoff_seconds": 0.02}
