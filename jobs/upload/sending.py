@@ -578,11 +578,7 @@ class ChunkSender:
                 spent += sent.tries
             size = len(item.keys)
             if sent.verdict is Verdict.TOO_LARGE and size > 1:
-                half = size // 2
-                work.appendleft(_Work(item.keys[half:], item.payloads[half:],
-                                      reason=item.reason))
-                work.appendleft(_Work(item.keys[:half], item.payloads[:half], sent.attempts,
-                                      sent.latency_ms, sent.started_at, item.reason))
+                _split_in_halves(work, item, sent, item.reason)
                 self._count("size_splits")
                 continue
             if sent.verdict is Verdict.INVALID and size > 1:
@@ -595,11 +591,7 @@ class ChunkSender:
                                           reason=sent.response))
                     self._count("isolated_rejections")
                 else:
-                    half = size // 2
-                    work.appendleft(_Work(item.keys[half:], item.payloads[half:],
-                                          reason=sent.response))
-                    work.appendleft(_Work(item.keys[:half], item.payloads[:half], sent.attempts,
-                                          sent.latency_ms, sent.started_at, sent.response))
+                    _split_in_halves(work, item, sent, sent.response)
                     self._count("isolation_splits")
                 continue
             outcome = self._outcome(item.keys, _STATUS[sent.verdict], sent)
@@ -770,6 +762,16 @@ class ChunkSender:
             log.error("Meta refused the dataset or the token's permissions on it (code 100, "
                       "subcode 33, fbtrace_id %s): stopping", r.fbtrace_id)
         return outcome
+
+
+def _split_in_halves(work: deque[_Work], item: _Work, sent: _Sent,
+                     reason: ApiResponse | None) -> None:
+    """Put ``item``'s two halves first in ``work``; the first half carries the requests
+    already spent on ``item``."""
+    half = len(item.keys) // 2
+    work.appendleft(_Work(item.keys[half:], item.payloads[half:], reason=reason))
+    work.appendleft(_Work(item.keys[:half], item.payloads[:half], sent.attempts,
+                          sent.latency_ms, sent.started_at, reason))
 
 
 def send_chunks(events: Iterable[tuple[str, str]], client: EventsClient,
