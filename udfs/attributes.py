@@ -59,9 +59,21 @@ def reserved_entries(attributes: Column, names: Sequence[str]) -> Column:
     return F.filter(lowered, lambda e: e["key"].isin(*wanted))
 
 
+def _first_value(entries: Column, keys: Sequence[str]) -> Column:
+    """The ``value`` of the first entry whose ``key`` is one of ``keys``; null when none is.
+
+    ``array_position`` on the array of keys runs in Spark's generated code, where a ``filter``
+    lambda would be evaluated row by row outside it.
+    """
+    positions = [F.array_position(entries["key"], F.lit(k)) for k in keys]
+    first = positions[0] if len(positions) == 1 else F.least(
+        *[F.when(p > 0, p) for p in positions])
+    return F.get(entries, first - F.lit(1))["value"]
+
+
 def lookup_reserved(entries: Column, name: str) -> Column:
     """The value of reserved attribute ``name`` in :func:`reserved_entries` (first casing wins)."""
-    return F.get(F.filter(entries, lambda e: e["key"] == F.lit(name.lower())), 0)["value"]
+    return _first_value(entries, [name.lower()])
 
 
 def reserved_attribute(attributes: Column, name: str) -> Column:
@@ -113,12 +125,7 @@ def identity_entries(raw_identities: Column, identity_types: Sequence[str]) -> C
 def lookup_identity(entries: Column, identity_types: Sequence[str]) -> Column:
     """The first identity in :func:`identity_entries` whose type is one of ``identity_types``
     (each must be among the types the entries were built for)."""
-    wanted = list(dict.fromkeys(identity_types))
-    if len(wanted) == 1:
-        match = lambda e: e["key"] == F.lit(wanted[0])  # noqa: E731
-    else:
-        match = lambda e: e["key"].isin(*wanted)  # noqa: E731
-    return F.get(F.filter(entries, match), 0)["value"]
+    return _first_value(entries, list(dict.fromkeys(identity_types)))
 
 
 def identity_of_type(raw_identities: Column, identity_types: Sequence[str]) -> Column:
