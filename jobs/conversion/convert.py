@@ -164,7 +164,7 @@ def convert(spark: SparkSession, config: JobConfig, files: Sequence[InputFile], 
                 failure = unreadable_file(exc)
                 if failure is not None and LINE_GUARD_CODEC in failure[1]:
                     raise LineGuardMissingOnExecutors(
-                        f"{failure[1]} (on an executor): ship the jobs' jars with --jars, "
+                        f"{failure[1]} (on an executor): ship the job's jars with --jars, "
                         "as `make setup` builds them into .jars/") from exc
                 if failure is None or not plan.handle_read_failure(spark, *failure):
                     raise

@@ -181,3 +181,18 @@ def test_lines_that_fit_cost_no_extra_pass(spark, monkeypatch, tmp_path):
     assert c["quarantined.line_too_large"] == 3
     assert {r["line_length"] for r in quarantine} == {limit + 1}
     assert sent == {"m-1", "m-2"}
+
+
+def test_without_the_line_guard_lines_are_read_whole_and_the_report_says_so(
+        spark, monkeypatch, tmp_path):
+    monkeypatch.setattr(convert_module, "line_guard_available", lambda spark: False)
+    dump = tmp_path / "dump"
+    dump.mkdir()
+    (dump / "a.json").write_text("\n".join([_purchase(1), LONG_LINE, _purchase(2)]) + "\n")
+    report, passes, quarantine, sent = _run_counting_passes(
+        spark, monkeypatch, dump, tmp_path / "out", max_line_bytes=MIB)
+    assert report.status == "succeeded" and report.counts["reconciles"] == 1, report.text()
+    assert passes == 1 and sent == {"m-1", "m-2"}
+    assert [(r["reason"], r["line_length"]) for r in quarantine] == [
+        ("line_too_large", len(LONG_LINE))]  # read whole: its exact length
+    assert convert_module.NO_LINE_GUARD in report.notes
