@@ -3,10 +3,13 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 JARS := .jars
+# The job's own Hadoop classes (the line guard: jobs/conversion/read.py), built from conf/java.
+GUARD_JAR := $(JARS)/backfill-line-guard.jar
+GUARD_SRC := $(wildcard conf/java/backfill/hadoop/*.java)
 
 .PHONY: setup demo cluster-demo test test-fast benchmark lint typecheck wheel clean
 
-setup: $(VENV)/.installed $(JARS)/.fetched
+setup: $(VENV)/.installed $(JARS)/.fetched $(GUARD_JAR)
 
 $(VENV)/.installed: pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) on PATH"; exit 1; }
@@ -27,6 +30,16 @@ $(JARS)/.fetched: conf/delta-jars.pom.xml conf/s3a-jars.pom.xml
 		-DincludeScope=runtime -DoutputDirectory=$(abspath $(JARS))
 	ls $(JARS)/delta-spark_*.jar $(JARS)/delta-storage-*.jar $(JARS)/hadoop-aws-*.jar >/dev/null
 	touch $@
+
+# Compiled against PySpark's own Hadoop jars (javac 17+); rebuilt after a fetch (which empties .jars).
+$(GUARD_JAR): $(JARS)/.fetched $(VENV)/.installed $(GUARD_SRC)
+	@command -v javac >/dev/null 2>&1 || { echo "need a JDK (javac 17+) to build $@"; exit 1; }
+	rm -rf $(JARS)/.classes && mkdir -p $(JARS)/.classes
+	javac -nowarn --release 17 -d $(JARS)/.classes \
+		-cp "$$($(BIN)/python -c 'import pyspark, os; print(os.path.dirname(pyspark.__file__))')/jars/*" \
+		$(GUARD_SRC)
+	jar cf $@ -C $(JARS)/.classes .
+	rm -rf $(JARS)/.classes
 
 demo: setup
 	$(BIN)/python -m jobs.tools.demo

@@ -154,8 +154,8 @@ class JobConfig:
     #: Date folders that can only hold events older than ``max_event_age_days`` before the
     #: reference time (with the same look-back) are not read.
     prune_expired_date_folders: bool = True
-    #: A line longer than this (bytes) is quarantined as ``line_too_large``, never parsed; it
-    #: also bounds what the line reader holds in memory for one line.
+    #: A line longer than this (bytes) is quarantined as ``line_too_large``, never parsed; with
+    #: the line guard on the classpath it also bounds what the reader holds of one line.
     max_line_bytes: int = 64 * 1024 * 1024
     quarantine_keep_raw: bool = False
     progress: str = "auto"  # auto | bar | log | off

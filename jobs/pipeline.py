@@ -93,11 +93,12 @@ def _run(spark: SparkSession, config: JobConfig, token: str | None, run_id: str,
                             "its payloads were reused (no pass over the input)")
     else:
         log.info("run %s: %d input files; converting", run_id, len(files))
-        counts = convert(spark, config, files, run_id, now)
+        counts = convert(spark, config, listing.files, run_id, now)
         report.counts = counts.as_dict()
         report.counts["reconciles"] = int(counts.reconciles())
         report.notes.extend(f"file {path} could not be read (quarantined as corrupt_file): "
                             f"{why}" for path, why in sorted(counts.corrupt_files.items()))
+        report.notes.extend(counts.notes)
         report.payloads_run_id = run_id
     report.samples = [
         r["payload"] for r in ledger.read_table(spark, config.table("payloads"))

@@ -1,9 +1,10 @@
 """The one place that creates the SparkSession.
 
 Embedded mode (the default): ``local[*]`` (or the configured master) with every jar that
-``make setup`` fetched into ``.jars/`` (or ``$BACKFILL_DELTA_JARS``) on the classpath: Delta
-Lake's, and Hadoop's S3A connector (``hadoop-aws`` matching PySpark's Hadoop, with the AWS SDK v2
-modules it uses) for ``s3a://`` input and tables. S3A's endpoint and credentials come the
+``make setup`` put into ``.jars/`` (or ``$BACKFILL_DELTA_JARS``) on the classpath: Delta
+Lake's, the job's line guard (``jobs/conversion/read.py``), and Hadoop's S3A connector
+(``hadoop-aws`` matching PySpark's Hadoop, with the AWS SDK v2 modules it uses) for ``s3a://``
+input and tables. S3A's endpoint and credentials come the
 standard ways: ``spark.hadoop.fs.s3a.*`` in the config's ``spark.conf`` and the ``AWS_*``
 variables.
 
@@ -50,7 +51,8 @@ class DeltaJarsMissing(DeltaNotConfigured):
 
 
 def delta_jars() -> list[str]:
-    """The jars for the embedded session (Delta Lake's and the S3A connector's)."""
+    """The jars for the embedded session (Delta Lake's, the S3A connector's, the line
+    guard's)."""
     folder = Path(os.environ.get("BACKFILL_DELTA_JARS", REPO_ROOT / ".jars"))
     jars = sorted(glob.glob(str(folder / "*.jar")))
     if not any("delta-spark" in Path(j).name for j in jars):

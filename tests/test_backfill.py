@@ -51,3 +51,43 @@ def test_a_missing_input_path_exits_2(spark, capsys, tmp_path):
                     str(tmp_path / "out"), "--dry-run", "--master", "local[1]")
     assert code == 2
     assert "no data files" in err
+
+
+@pytest.mark.slow
+def test_a_line_larger_than_the_drivers_memory_is_quarantined_not_fatal(tmp_path):
+    """A whole run with a 512 MiB driver (local mode: the one JVM) on a gzip file holding a
+    600 MiB line between two good ones: the line guard keeps memory bounded."""
+    import gzip
+    import json
+    import os
+    import re
+    import subprocess
+    import sys
+
+    from tests.helpers import NOW, REPO_ROOT, batch, commerce
+
+    dump = tmp_path / "dump"
+    dump.mkdir()
+    chunk = b"x" * (1 << 20)
+    with gzip.open(dump / "huge.json.gz", "wb", compresslevel=1) as out:
+        out.write(batch([commerce(source_message_id="m-1")]).encode() + b"\n")
+        out.write(b'{"events": [], "pad": "')
+        for _ in range(600):
+            out.write(chunk)
+        out.write(b'"}\n')
+        out.write(batch([commerce(source_message_id="m-2")]).encode() + b"\n")
+    assert (dump / "huge.json.gz").stat().st_size < 20 * (1 << 20)
+    run = subprocess.run(
+        [sys.executable, "-m", "jobs.backfill", "--input", str(dump), "--output-dir",
+         str(tmp_path / "out"), "--dry-run", "--reference-time", str(NOW), "--master",
+         "local[1]", "--progress", "off", "--set", "max_line_bytes=8388608",
+         "--set", "spark.conf.spark.driver.memory=512m"],
+        cwd=REPO_ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"}, capture_output=True,
+        text=True, timeout=900)
+    assert run.returncode == 0, (run.stdout + run.stderr)[-3000:]
+    assert re.search(r"input lines +3  = batches 2 \+ quarantined 1$", run.stdout, re.M), \
+        run.stdout
+    assert re.search(r"^ +line_too_large +1$", run.stdout, re.M), run.stdout
+    sent = {json.loads(line)["event_id"] for line in run.stdout.splitlines()
+            if line.startswith("  {")}
+    assert sent == {"m-1", "m-2"}, run.stdout

@@ -3,11 +3,16 @@
 The input is read once. Every count of SPEC §7 is gathered by Spark observations on that same
 pass (``DataFrame.observe``), so reconciling costs no second scan; the quarantine table is then
 filled by re-parsing only the files that held a malformed line (usually none).
+
+Lines are bounded while read (``LineLimit``): gzip through the line guard, plain files by
+Hadoop's own bound, whose silent skips the same pass detects by counting bytes.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,17 +21,22 @@ from pyspark.sql import functions as F
 
 from jobs import ledger
 from jobs.config import JobConfig
+from jobs.conversion.listing import InputFile
 from jobs.conversion.read import (
     CORRUPT_FILE,
     GZIP_SUFFIX,
+    LINE_GUARD_CODEC,
     QUARANTINE_REASONS,
     InputPlan,
+    LineLimit,
     corrupt_file_rows,
     good_batches,
+    line_guard_available,
     parse_batches,
     quarantine_rows,
     starts_with_gzip_magic,
     unreadable_file,
+    usable_lines,
 )
 from jobs.conversion.transform import (
     EARLY_SKIP_REASONS,
@@ -58,6 +68,7 @@ class ConversionCounts:
     gained_match_key: int = 0
     files: int = 0
     corrupt_files: dict[str, str] = field(default_factory=dict)  # file → why it is unreadable
+    notes: list[str] = field(default_factory=list)  # for the run report
 
     @property
     def quarantined_total(self) -> int:
@@ -115,28 +126,58 @@ def date_range_filter(config: JobConfig) -> Column | None:
     return cond
 
 
-def convert(spark: SparkSession, config: JobConfig, files: list[str], run_id: str,
+#: The run report's note when the line guard's jar is not on the classpath.
+NO_LINE_GUARD = ("the line guard (backfill-line-guard.jar, built by `make setup`) is not on the "
+                 "classpath: each line is read whole before the max_line_bytes check, so a line "
+                 "larger than the executors' memory fails the run")
+
+log = logging.getLogger("backfill.convert")
+
+
+class LineGuardMissingOnExecutors(RuntimeError):
+    """The driver has the line guard's codec but an executor does not."""
+
+
+def convert(spark: SparkSession, config: JobConfig, files: Sequence[InputFile], run_id: str,
             now: int) -> ConversionCounts:
     """Run the conversion and write ``payloads`` (replaced) and ``quarantine`` (appended).
 
     A file Spark cannot read (a truncated gzip) is set aside as ``corrupt_file`` and the pass
     runs again without it; a plain file named ``.gz``, or gzip content under another name, is
-    read through a copy named for its content. Good input costs no extra pass.
+    read through a copy named for its content; a plain file Hadoop skipped a line of (longer
+    than ``max_line_bytes``) through a gzip copy with that line cut. Good input costs no extra
+    pass.
     """
-    plan = InputPlan(files, scratch=f"{config.output_dir.rstrip('/')}/_input/{run_id}")
+    limit = LineLimit(config.max_line_bytes, guarded=line_guard_available(spark))
+    notes = [] if limit.guarded else [NO_LINE_GUARD]
+    if not limit.guarded:
+        log.warning(NO_LINE_GUARD)
+    plan = InputPlan([f.path for f in files],
+                     scratch=f"{config.output_dir.rstrip('/')}/_input/{run_id}",
+                     lengths={f.path: f.length for f in files}, limit=limit)
     try:
         while True:
             try:
-                counts, bad_files, gzip_content = _convert_pass(spark, config, plan, run_id, now)
+                counts, bad_files, gzip_content, plain_read = _convert_pass(
+                    spark, config, plan, run_id, now)
             except Exception as exc:
                 failure = unreadable_file(exc)
+                if failure is not None and LINE_GUARD_CODEC in failure[1]:
+                    raise LineGuardMissingOnExecutors(
+                        f"{failure[1]} (on an executor): ship the job's jars with --jars, "
+                        "as `make setup` builds them into .jars/") from exc
                 if failure is None or not plan.handle_read_failure(spark, *failure):
                     raise
                 continue
             misnamed = [f for f in gzip_content
                         if not plan.copies.get(f, f).endswith(GZIP_SUFFIX)]
-            if not any([plan.read_as_gzip(spark, f) for f in misnamed]):
+            skipped = [f for f in plan.files_with_skipped_lines(spark, **plain_read)
+                       if f not in misnamed]
+            again = [plan.read_as_gzip(spark, f) for f in misnamed]
+            again += [plan.read_cut(spark, f) for f in skipped]
+            if not any(again):
                 break
+        counts.notes = notes
         if plan.corrupt:
             counts.corrupt_files = dict(plan.corrupt)
             counts.input_lines += len(plan.corrupt)
@@ -151,10 +192,16 @@ def convert(spark: SparkSession, config: JobConfig, files: list[str], run_id: st
 
 
 def _convert_pass(spark: SparkSession, config: JobConfig, plan: InputPlan, run_id: str,
-                  now: int) -> tuple[ConversionCounts, list[str], list[str]]:
+                  now: int) -> tuple[ConversionCounts, list[str], list[str], dict[str, Any]]:
     """One pass over the readable files: payloads written, counts, the files that held
-    malformed lines and those whose lines begin like gzip content."""
-    parsed = parse_batches(plan.lines(spark), config.max_line_bytes)
+    malformed lines, those whose lines begin like gzip content, and the byte count of the
+    plain files' lines (the arguments of ``InputPlan.files_with_skipped_lines``)."""
+    raw = plan.raw_lines(spark)
+    plain_obs = None
+    if plan.limit is not None and plan.limit.guarded:
+        plain_obs = Observation("plain_bytes")
+        raw = raw.observe(plain_obs, *plan.plain_read_metrics(spark))
+    parsed = parse_batches(usable_lines(raw), config.max_line_bytes)
     reason = F.col("quarantine_reason")
     line_obs = Observation("lines")
     parsed = parsed.observe(
@@ -219,7 +266,11 @@ def _convert_pass(spark: SparkSession, config: JobConfig, plan: InputPlan, run_i
     skipped["duplicate"] = counts.candidates - convertible - counts.payloads
     counts.skipped = {r: n for r, n in skipped.items() if n}
 
-    return counts, sorted(lines_m["bad_files"] or []), sorted(lines_m["gzip_content"] or [])
+    plain_m = plain_obs.get if plain_obs is not None else {}
+    plain_read = {"plain_bytes": plain_m.get("plain_bytes") or 0,
+                  "cut_lines": sorted(plain_m.get("cut_lines") or [])}
+    return (counts, sorted(lines_m["bad_files"] or []), sorted(lines_m["gzip_content"] or []),
+            plain_read)
 
 
 def _write_quarantine(spark: SparkSession, config: JobConfig, plan: InputPlan,

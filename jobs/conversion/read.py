@@ -93,24 +93,86 @@ GZIP_MAGIC = b"\x1f\x8b"
 GZIP_SUFFIX = ".gz"
 
 
-def read_lines(spark: SparkSession, files: Sequence[str],
-               source_names: Mapping[str, str] | None = None) -> DataFrame:
-    """One row per non-blank line: ``value`` (the raw bytes of the line) and ``source_file``.
+#: The job's Hadoop classes (``conf/java``, built into ``.jars/`` by ``make setup``): gzip that
+#: cuts over-long lines as it decompresses, and a streamed copy of a plain file that does the same.
+LINE_GUARD_CODEC = "backfill.hadoop.LineGuardGzipCodec"
+#: The Hadoop setting the codec takes its limit from (``max_line_bytes``).
+LINE_GUARD_LIMIT = "backfill.line.max.bytes"
+#: Hadoop's own bound: its line reader skips, without a trace, a line whose bytes with their
+#: terminator reach this many; set to ``max_line_bytes + PLAIN_SKIP_MARGIN``.
+HADOOP_MAX_LINE = "mapreduce.input.linerecordreader.line.maxlength"
+#: Hadoop's bound sits this far above ``max_line_bytes``: a line of ``max_line_bytes + 1``
+#: bytes read whole (then quarantined) with its ``\r\n``, and a cut gzip line (limit + 1
+#: bytes) with its ``\n``, stay under it.
+PLAIN_SKIP_MARGIN = 4
+_JAVA_INT_MAX = 2**31 - 1
 
-    Gzip files (``.gz``) are decompressed by Spark. Whitespace-only lines are not input lines
-    (SPEC §8) and are dropped here. The text reader does not decode: ``value`` holds the bytes
-    as they are in the file, so invalid UTF-8 is still visible to ``parse_batches``.
-    ``source_names`` maps a path read (a renamed copy) to the input file it stands for.
+
+@dataclass(frozen=True)
+class LineLimit:
+    """How lines are bounded while read: ``max_line_bytes`` and whether the line guard (the
+    job's jar) is on the classpath. Without the guard a line is read whole before the check."""
+
+    max_line_bytes: int
+    guarded: bool
+
+    def reader_options(self) -> dict[str, str]:
+        """Hadoop settings for one read (Spark merges a file source's options into the Hadoop
+        configuration of its tasks): the codec for ``.gz``, its limit, Hadoop's bound."""
+        if not self.guarded:
+            return {}
+        options = {"io.compression.codecs": LINE_GUARD_CODEC,
+                   LINE_GUARD_LIMIT: str(self.max_line_bytes)}
+        if self.max_line_bytes + PLAIN_SKIP_MARGIN <= _JAVA_INT_MAX:
+            options[HADOOP_MAX_LINE] = str(self.max_line_bytes + PLAIN_SKIP_MARGIN)
+        return options
+
+
+def line_guard_available(spark: SparkSession) -> bool:
+    """Whether the line guard's codec can be loaded (as Hadoop's codec factory loads it)."""
+    _, conf = _hadoop(spark)
+    return conf.getClassByNameOrNull(LINE_GUARD_CODEC) is not None
+
+
+def raw_lines(spark: SparkSession, files: Sequence[str],
+              source_names: Mapping[str, str] | None = None,
+              limit: LineLimit | None = None) -> DataFrame:
+    r"""Every line as read: ``value`` (its raw bytes; a ``\r`` before the ``\n`` is kept, so a
+    line's bytes in the file are ``octet_length(value) + 1``, the last line's maybe one less),
+    ``source_file`` (the input file it stands for) and ``read_path`` (the file read).
+
+    Lines end at ``\n`` only, as in newline-delimited JSON (SPEC §1): ``\r\n`` lines read as
+    usual, a file whose lines end in a lone ``\r`` is one line. Gzip files (``.gz``) are
+    decompressed by Spark; with ``limit`` guarded, through the line guard. ``source_names``
+    maps a path read (a copy) to the input file it stands for.
     """
-    lines = spark.read.text(list(files))
+    options = {"lineSep": "\n", **(limit.reader_options() if limit else {})}
+    lines = spark.read.options(**options).text(list(files))
     path = F.col("_metadata.file_path")
     source = path
     for read_path, original in sorted((source_names or {}).items()):
         source = F.when(path.endswith(_path_part(read_path)), F.lit(original)).otherwise(source)
-    return (
-        lines.select("value", source.alias("source_file"))
-        .where(F.col("value").rlike(r"[^\p{IsWhite_Space}]"))
-    )
+    return lines.select("value", source.alias("source_file"), path.alias("read_path"))
+
+
+def usable_lines(lines: DataFrame) -> DataFrame:
+    r"""The input lines of ``raw_lines``: whitespace-only lines are not input lines (SPEC §8)
+    and are dropped; a line's closing ``\r`` is not part of it. The bytes are not decoded, so
+    invalid UTF-8 stays visible to ``parse_batches``."""
+    value = F.col("value")
+    without_cr = F.when(value.endswith("\r"),
+                        F.substring(value.cast("binary"), 1, F.octet_length(value) - 1)
+                        .cast(_S)).otherwise(value)
+    return (lines.where(value.rlike(r"[^\p{IsWhite_Space}]"))
+            .select(without_cr.alias("value"), "source_file"))
+
+
+def read_lines(spark: SparkSession, files: Sequence[str],
+               source_names: Mapping[str, str] | None = None,
+               limit: LineLimit | None = None) -> DataFrame:
+    """One row per input line: ``value`` (the raw bytes of the line) and ``source_file``
+    (``raw_lines`` then ``usable_lines``)."""
+    return usable_lines(raw_lines(spark, files, source_names, limit))
 
 
 def _path_part(path: str) -> str:
@@ -234,25 +296,39 @@ def corrupt_file_rows(spark: SparkSession, files: Sequence[str], run_id: str) ->
 @dataclass
 class InputPlan:
     """How the input files are read: as named, through a copy whose name tells Hadoop the right
-    codec (a gzip not named ``.gz``, a plain file named ``.gz``), or not at all (corrupt).
+    codec (a gzip not named ``.gz``, a plain file named ``.gz``), through a gzip copy with its
+    over-long lines cut (a plain file Hadoop skipped a line of), or not at all (corrupt).
 
-    ``scratch`` is the folder of the copies (under the output folder, removed by ``cleanup``).
+    ``scratch`` is the folder of the copies (under the output folder, removed by ``cleanup``);
+    ``lengths`` the listed size of each file; ``limit`` how lines are bounded while read.
     """
 
     files: Sequence[str]
     scratch: str
+    lengths: Mapping[str, int] = field(default_factory=dict)
+    limit: LineLimit | None = None
     copies: dict[str, str] = field(default_factory=dict)  # input file → copy read instead
     corrupt: dict[str, str] = field(default_factory=dict)  # input file → why it is unreadable
+    cut: set[str] = field(default_factory=set)  # input files read through a cut gzip copy
+    _codec_suffixes: tuple[str, ...] | None = field(default=None, init=False, repr=False)
+    _made: int = field(default=0, init=False, repr=False)  # copies made so far
 
     def read_paths(self, only: Sequence[str] | None = None) -> list[str]:
         wanted = set(only) if only is not None else None
-        return [self.copies.get(f, f) for f in self.files
-                if f not in self.corrupt and (wanted is None or f in wanted)]
+        return [self.copies.get(f, f) for f in self.readable()
+                if wanted is None or f in wanted]
+
+    def readable(self) -> list[str]:
+        return [f for f in self.files if f not in self.corrupt]
+
+    def raw_lines(self, spark: SparkSession, only: Sequence[str] | None = None) -> DataFrame:
+        """``raw_lines`` over the readable files (or the ``only`` ones), named as listed."""
+        return raw_lines(spark, self.read_paths(only),
+                         {copy: f for f, copy in self.copies.items()}, self.limit)
 
     def lines(self, spark: SparkSession, only: Sequence[str] | None = None) -> DataFrame:
         """``read_lines`` over the readable files (or the ``only`` ones), named as listed."""
-        return read_lines(spark, self.read_paths(only),
-                          {copy: f for f, copy in self.copies.items()})
+        return usable_lines(self.raw_lines(spark, only))
 
     def read_as_gzip(self, spark: SparkSession, path: str) -> bool:
         """Read ``path`` (gzip content under another name) through a ``.gz`` copy; False when
@@ -277,6 +353,81 @@ class InputPlan:
             self.corrupt[original] = message
         return True
 
+    # ----- plain files whose lines Hadoop skipped ----------------------------------------------
+    def plain_read_metrics(self, spark: SparkSession) -> list[Column]:
+        """Aggregates over ``raw_lines`` for ``files_with_skipped_lines``: ``plain_bytes`` and
+        ``cut_lines``, over the lines read from files without a codec (whose bytes are the
+        file's)."""
+        assert self.limit is not None
+        read_path = F.col("read_path")
+        plain = ~F.greatest(F.lit(False),
+                            *[read_path.endswith(x) for x in self.codec_suffixes(spark)])
+        length = F.octet_length("value")
+        bound = self.limit.max_line_bytes + PLAIN_SKIP_MARGIN
+        return [
+            F.coalesce(F.sum(F.when(plain, length + 1)), F.lit(0)).alias("plain_bytes"),
+            F.collect_set(F.when(plain & (length >= bound), F.col("source_file")))
+            .alias("cut_lines"),
+        ]
+
+    def codec_suffixes(self, spark: SparkSession) -> tuple[str, ...]:
+        """The name endings Hadoop decompresses (``.gz``, ``.bz2``, ...), asked once."""
+        if self._codec_suffixes is None:
+            jvm, conf = _hadoop(spark)
+            found = {GZIP_SUFFIX}
+            for cls in jvm.org.apache.hadoop.io.compress.CompressionCodecFactory \
+                    .getCodecClasses(conf):
+                try:
+                    codec = jvm.org.apache.hadoop.util.ReflectionUtils.newInstance(cls, conf)
+                    found.add(str(codec.getDefaultExtension()))
+                except Py4JError:  # a codec that cannot be made here reads nothing here
+                    continue
+            self._codec_suffixes = tuple(sorted(x for x in found if x))
+        return self._codec_suffixes
+
+    def plain_files(self, spark: SparkSession) -> list[str]:
+        """The readable input files read without a codec."""
+        suffixes = self.codec_suffixes(spark)
+        return [f for f in self.readable() if not self.copies.get(f, f).endswith(suffixes)]
+
+    def files_with_skipped_lines(self, spark: SparkSession, plain_bytes: int,
+                                 cut_lines: Sequence[str]) -> list[str]:
+        r"""The plain files some line of which Hadoop's bound may have skipped or cut.
+
+        ``plain_bytes`` is the sum of ``octet_length + 1`` over every line read from plain
+        files (``\n`` is a line's one terminator byte); ``cut_lines`` the files of lines that
+        reached the bound (only a line Hadoop cut is that long). A file read whole gives its
+        listed length, or one more when its last line has no ``\n``; a skipped line takes
+        more than ``max_line_bytes`` out. So a deficit over all plain files means a skip, and
+        no deficit means none unless there are more plain files than ``max_line_bytes``. In
+        those two cases the plain files are summed one by one (one more read of them).
+        """
+        if self.limit is None or not self.limit.guarded:
+            return []
+        plain = self.plain_files(spark)
+        suspects = set(cut_lines) & set(plain)
+        deficit = sum(self.lengths[f] for f in plain) - plain_bytes
+        if deficit > 0 or len(plain) > self.limit.max_line_bytes:
+            read = {r["source_file"]: r["bytes"] for r in
+                    self.raw_lines(spark, only=plain).groupBy("source_file")
+                    .agg(F.sum(F.octet_length("value") + 1).alias("bytes")).collect()}
+            suspects |= {f for f in plain if self.lengths[f] > (read.get(f) or 0)}
+        return sorted(suspects)
+
+    def read_cut(self, spark: SparkSession, original: str) -> bool:
+        """Read ``original`` (a plain file) through a gzip copy with its lines cut to
+        ``max_line_bytes + 1`` bytes (the job's Java helper streams it); False when it is
+        already read that way."""
+        if self.limit is None or original in self.cut or original in self.corrupt:
+            return False
+        jvm, conf = _hadoop(spark)
+        target = self._target(original, GZIP_SUFFIX)
+        jvm.backfill.hadoop.GuardedGzipCopy.copy(conf, original, target,
+                                                 self.limit.max_line_bytes)
+        self.copies[original] = _qualified(spark, target)
+        self.cut.add(original)
+        return True
+
     def _original(self, path: str) -> str | None:
         part = _path_part(path)
         for f in self.files:
@@ -284,17 +435,22 @@ class InputPlan:
                 return f
         return None
 
+    def _target(self, original: str, suffix: str) -> str:
+        """A new path in ``scratch`` for a copy of ``original`` (one folder per copy made)."""
+        name = original.rstrip("/").rsplit("/", 1)[-1]
+        self._made += 1
+        return f"{self.scratch.rstrip('/')}/{self._made}/{name}{suffix}"
+
     def _copy(self, spark: SparkSession, original: str, suffix: str) -> str:
         jvm, conf = _hadoop(spark)
-        name = original.rstrip("/").rsplit("/", 1)[-1]
-        target = f"{self.scratch.rstrip('/')}/{len(self.copies)}/{name}{suffix}"
+        target = self._target(original, suffix)
         src, dst = jvm.org.apache.hadoop.fs.Path(original), jvm.org.apache.hadoop.fs.Path(target)
         jvm.org.apache.hadoop.fs.FileUtil.copy(src.getFileSystem(conf), src,
                                                dst.getFileSystem(conf), dst, False, conf)
-        return str(dst.getFileSystem(conf).makeQualified(dst).toString())
+        return _qualified(spark, target)
 
     def cleanup(self, spark: SparkSession) -> None:
-        if not self.copies:
+        if not self._made:
             return
         jvm, conf = _hadoop(spark)
         scratch = jvm.org.apache.hadoop.fs.Path(self.scratch)
@@ -305,6 +461,12 @@ def _hadoop(spark: SparkSession) -> tuple[Any, Any]:
     jvm = spark.sparkContext._jvm
     assert jvm is not None
     return jvm, spark.sparkContext._jsc.hadoopConfiguration()
+
+
+def _qualified(spark: SparkSession, path: str) -> str:
+    jvm, conf = _hadoop(spark)
+    p = jvm.org.apache.hadoop.fs.Path(path)
+    return str(p.getFileSystem(conf).makeQualified(p).toString())
 
 
 def _has_gzip_magic(spark: SparkSession, path: str) -> bool:

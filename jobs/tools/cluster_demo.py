@@ -135,7 +135,8 @@ class StandaloneCluster:
 
 
 def jars() -> list[str]:
-    """Delta Lake's and the S3A connector's jars (``make setup`` puts them in ``.jars/``)."""
+    """Delta Lake's and the S3A connector's jars and the line guard's (``make setup`` puts them
+    in ``.jars/``); ``--jars`` ships them to the executors."""
     folder = Path(os.environ.get("BACKFILL_DELTA_JARS", REPO / ".jars"))
     found = sorted(str(p) for p in folder.glob("*.jar"))
     if not any("hadoop-aws" in Path(j).name for j in found):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 from pathlib import Path
 
@@ -10,7 +11,13 @@ import pytest
 
 from jobs import ledger
 from jobs.config import load_config
-from jobs.conversion.read import parse_batches, read_lines
+from jobs.conversion.read import (
+    LINE_GUARD_LIMIT,
+    LineLimit,
+    line_guard_available,
+    parse_batches,
+    read_lines,
+)
 from jobs.pipeline import run_backfill
 from tests.helpers import NOW, PUBLISHED_SAMPLES, batch, commerce
 
@@ -116,3 +123,61 @@ def test_one_bad_file_does_not_sink_the_run(spark, bad_files_dump, tmp_path):
             ledger.read_table(spark, config.table("payloads")).collect()}
     assert sent == {"m-1", "m-2", "m-3", "m-4", "m-5"}
     assert not list((tmp_path / "o").glob("_input/*")), "the renamed copies are removed"
+
+
+# ----- lines bounded while read (the line guard and Hadoop's bound) ---------------------------
+MIB = 1024 * 1024
+
+
+def test_the_line_guard_is_on_the_classpath(spark):
+    assert line_guard_available(spark)  # `make setup` builds it into .jars/
+
+
+def test_a_gzip_line_over_the_limit_is_cut_to_limit_plus_one_bytes(spark, tmp_path):
+    long_line = b'{"events": [], "pad": "' + b"x" * (5 * MIB) + b'"}'
+    path = tmp_path / "dump.json.gz"
+    # two gzip members (as `cat a.gz b.gz` makes), \n and \r\n lines
+    path.write_bytes(gzip.compress(b'{"events": []}\r\n' + long_line + b"\r\n")
+                     + gzip.compress(b'{"mpid": "7"}\n' + long_line))
+    rows = parse_batches(read_lines(spark, [str(path)], limit=LineLimit(MIB, guarded=True)),
+                         MIB).collect()
+    assert [(len(r["value"].encode()), r["quarantine_reason"]) for r in rows] == [
+        (14, None), (MIB + 1, "line_too_large"), (13, None), (MIB + 1, "line_too_large")]
+    assert rows[1]["line_digest"] == hashlib.sha256(long_line[:MIB + 1]).hexdigest()
+
+
+def test_the_codec_cuts_lines_on_both_of_hadoops_entry_points(spark):
+    jvm = spark.sparkContext._jvm
+    conf = jvm.org.apache.hadoop.conf.Configuration(False)
+    conf.set(LINE_GUARD_LIMIT, "4")
+    codec = jvm.backfill.hadoop.LineGuardGzipCodec()
+    codec.setConf(conf)
+    data = gzip.compress(b"ab\nabcdefgh\r\nabcde\rxyz\n\nabcd")
+
+    def read_all(stream) -> bytes:
+        return bytes(jvm.org.apache.commons.io.IOUtils.toByteArray(stream))
+
+    pooled = jvm.org.apache.hadoop.io.compress.CodecPool.getDecompressor(codec)
+    for stream in (codec.createInputStream(jvm.java.io.ByteArrayInputStream(data)),
+                   codec.createInputStream(jvm.java.io.ByteArrayInputStream(data), pooled)):
+        assert read_all(stream) == b"ab\nabcde\nabcde\n\nabcd"
+        stream.close()
+    conf.unset(LINE_GUARD_LIMIT)  # no limit: plain gzip
+    assert read_all(codec.createInputStream(jvm.java.io.ByteArrayInputStream(data))) \
+        == gzip.decompress(data)
+
+
+def test_crlf_lines_read_as_lf_lines(spark, tmp_path):
+    lines = [_purchase(1), '{"events": []}', "  ", _purchase(2)]
+    lf, crlf = tmp_path / "lf.json", tmp_path / "crlf.json"
+    lf.write_text("\n".join(lines) + "\n", newline="")
+    crlf.write_text("\r\n".join(lines) + "\r\n", newline="")
+    crlf_gz = tmp_path / "crlf.json.gz"
+    crlf_gz.write_bytes(gzip.compress(crlf.read_bytes()))
+    limit = LineLimit(MIB, guarded=True)
+    read = {p.name: [(r["value"], r["quarantine_reason"], r["line_digest"]) for r in
+                     parse_batches(read_lines(spark, [str(p)], limit=limit), MIB).collect()]
+            for p in (lf, crlf, crlf_gz)}
+    assert read["lf.json"] == read["crlf.json"] == read["crlf.json.gz"]
+    assert [v for v, _, _ in read["lf.json"]] == [lines[0], lines[1], lines[3]]
+    assert all(reason is None for _, reason, _ in read["lf.json"])
