@@ -58,7 +58,7 @@ test: setup
 test-fast: setup
 	$(BIN)/python -m pytest -m "not slow"
 
-# Issue 4's benchmark at its default size (about 8 minutes on 2 cores; ARGS=--quick: 2 minutes).
+# The benchmark at its default size (about 22 minutes on 2 cores, P6 most of it; ARGS=--quick: 3 minutes).
 benchmark: setup
 	$(BIN)/python -m jobs.tools.benchmark $(ARGS)
 
