@@ -1,11 +1,19 @@
 """The command line: bad settings and bad input end before Spark, with a message naming the
-setting and the documented exit code (2)."""
+setting and the documented exit code (2); a whole process bounded in memory (slow)."""
 
 from __future__ import annotations
+
+import gzip
+import json
+import os
+import re
+import subprocess
+import sys
 
 import pytest
 
 from jobs.backfill import main
+from tests.helpers import NOW, REPO_ROOT, batch, commerce
 
 
 @pytest.fixture(autouse=True)
@@ -57,15 +65,6 @@ def test_a_missing_input_path_exits_2(spark, capsys, tmp_path):
 def test_a_line_larger_than_the_drivers_memory_is_quarantined_not_fatal(tmp_path):
     """A whole run with a 512 MiB driver (local mode: the one JVM) on a gzip file holding a
     600 MiB line between two good ones: the line guard keeps memory bounded."""
-    import gzip
-    import json
-    import os
-    import re
-    import subprocess
-    import sys
-
-    from tests.helpers import NOW, REPO_ROOT, batch, commerce
-
     dump = tmp_path / "dump"
     dump.mkdir()
     chunk = b"x" * (1 << 20)

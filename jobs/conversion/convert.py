@@ -149,9 +149,10 @@ def convert(spark: SparkSession, config: JobConfig, files: Sequence[InputFile], 
     pass.
     """
     limit = LineLimit(config.max_line_bytes, guarded=line_guard_available(spark))
-    notes = [] if limit.guarded else [NO_LINE_GUARD]
+    notes: list[str] = []
     if not limit.guarded:
         log.warning(NO_LINE_GUARD)
+        notes.append(NO_LINE_GUARD)
     plan = InputPlan([f.path for f in files],
                      scratch=f"{config.output_dir.rstrip('/')}/_input/{run_id}",
                      lengths={f.path: f.length for f in files}, limit=limit)
@@ -198,7 +199,7 @@ def _convert_pass(spark: SparkSession, config: JobConfig, plan: InputPlan, run_i
     plain files' lines (the arguments of ``InputPlan.files_with_skipped_lines``)."""
     raw = plan.raw_lines(spark)
     plain_obs = None
-    if plan.limit is not None and plan.limit.guarded:
+    if plan.guarded and plan.plain_files(spark):  # only plain files can lose a line unseen
         plain_obs = Observation("plain_bytes")
         raw = raw.observe(plain_obs, *plan.plain_read_metrics(spark))
     parsed = parse_batches(usable_lines(raw), config.max_line_bytes)

@@ -313,6 +313,11 @@ class InputPlan:
     _codec_suffixes: tuple[str, ...] | None = field(default=None, init=False, repr=False)
     _made: int = field(default=0, init=False, repr=False)  # copies made so far
 
+    @property
+    def guarded(self) -> bool:
+        """Whether lines are bounded while read (a limit, and the line guard on the classpath)."""
+        return self.limit is not None and self.limit.guarded
+
     def read_paths(self, only: Sequence[str] | None = None) -> list[str]:
         wanted = set(only) if only is not None else None
         return [self.copies.get(f, f) for f in self.readable()
@@ -402,8 +407,9 @@ class InputPlan:
         no deficit means none unless there are more plain files than ``max_line_bytes``. In
         those two cases the plain files are summed one by one (one more read of them).
         """
-        if self.limit is None or not self.limit.guarded:
+        if not self.guarded:
             return []
+        assert self.limit is not None
         plain = self.plain_files(spark)
         suspects = set(cut_lines) & set(plain)
         deficit = sum(self.lengths[f] for f in plain) - plain_bytes
@@ -418,8 +424,9 @@ class InputPlan:
         """Read ``original`` (a plain file) through a gzip copy with its lines cut to
         ``max_line_bytes + 1`` bytes (the job's Java helper streams it); False when it is
         already read that way."""
-        if self.limit is None or original in self.cut or original in self.corrupt:
+        if not self.guarded or original in self.cut or original in self.corrupt:
             return False
+        assert self.limit is not None
         jvm, conf = _hadoop(spark)
         target = self._target(original, GZIP_SUFFIX)
         jvm.backfill.hadoop.GuardedGzipCopy.copy(conf, original, target,
