@@ -22,6 +22,7 @@ from pyspark.sql import functions as F
 from jobs import ledger
 from jobs.config import JobConfig
 from jobs.conversion.listing import InputFile
+from jobs.conversion.partitions import balanced_input_partitions
 from jobs.conversion.read import (
     CORRUPT_FILE,
     GZIP_SUFFIX,
@@ -146,8 +147,15 @@ def convert(spark: SparkSession, config: JobConfig, files: Sequence[InputFile], 
     runs again without it; a plain file named ``.gz``, or gzip content under another name, is
     read through a copy named for its content; a plain file Hadoop skipped a line of (longer
     than ``max_line_bytes``) through a gzip copy with that line cut. Good input costs no extra
-    pass.
+    pass. The input is read in at least a few partitions per core
+    (:func:`~jobs.conversion.partitions.balanced_input_partitions`).
     """
+    with balanced_input_partitions(spark):
+        return _convert(spark, config, files, run_id, now)
+
+
+def _convert(spark: SparkSession, config: JobConfig, files: Sequence[InputFile], run_id: str,
+             now: int) -> ConversionCounts:
     limit = LineLimit(config.max_line_bytes, guarded=line_guard_available(spark))
     notes: list[str] = []
     if not limit.guarded:
