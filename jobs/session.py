@@ -40,10 +40,10 @@ RUNTIME_CONF = {
     # the conversion's CPU in a profile). The framework covers only the TIME type, unused here.
     "spark.sql.types.framework.enabled": "false",
 }
-#: Embedded mode only (the driver JVM is the executor): the throughput collector. With G1's
-#: concurrent threads competing for the cores the tasks use, the dry run of a 1.4M-event dump on
-#: two cores took 107.4 / 107.8 s against 98.2 / 99.0 s with this (back to back, same counts).
-#: ``conf`` can replace it (the tests use the serial collector).
+#: Sessions created in-process only (under ``local[*]`` the driver JVM also runs the tasks): the
+#: throughput collector. With G1's concurrent threads competing for the cores the tasks use, the
+#: dry run of a 1.4M-event dump on two cores took 107.4 / 107.8 s against 98.2 / 99.0 s with this
+#: (back to back, same counts). ``conf`` can replace it (the tests use the serial collector).
 EMBEDDED_JAVA_OPTIONS = "-XX:+UseParallelGC"
 
 
