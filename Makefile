@@ -3,13 +3,14 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 JARS := .jars
-# The job's own Hadoop classes (the line guard: jobs/conversion/read.py), built from conf/java.
-GUARD_JAR := $(JARS)/backfill-line-guard.jar
-GUARD_SRC := $(wildcard conf/java/backfill/hadoop/*.java)
+# The job's own JVM classes, built from conf/java: the line guard (Hadoop codec and copy) and the
+# bounded collect aggregate of the quarantine rows (jobs/conversion/read.py).
+JOB_JAR := $(JARS)/backfill-jvm.jar
+JOB_JAVA_SRC := $(wildcard conf/java/backfill/*/*.java)
 
 .PHONY: setup demo cluster-demo test test-fast benchmark lint typecheck wheel clean
 
-setup: $(VENV)/.installed $(JARS)/.fetched $(GUARD_JAR)
+setup: $(VENV)/.installed $(JARS)/.fetched $(JOB_JAR)
 
 $(VENV)/.installed: pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) on PATH"; exit 1; }
@@ -31,13 +32,13 @@ $(JARS)/.fetched: conf/delta-jars.pom.xml conf/s3a-jars.pom.xml
 	ls $(JARS)/delta-spark_*.jar $(JARS)/delta-storage-*.jar $(JARS)/hadoop-aws-*.jar >/dev/null
 	touch $@
 
-# Compiled against PySpark's own Hadoop jars (javac 17+); rebuilt after a fetch (which empties .jars).
-$(GUARD_JAR): $(JARS)/.fetched $(VENV)/.installed $(GUARD_SRC)
+# Compiled against PySpark's own jars (javac 17+); rebuilt after a fetch (which empties .jars).
+$(JOB_JAR): $(JARS)/.fetched $(VENV)/.installed $(JOB_JAVA_SRC)
 	@command -v javac >/dev/null 2>&1 || { echo "need a JDK (javac 17+) to build $@"; exit 1; }
 	rm -rf $(JARS)/.classes && mkdir -p $(JARS)/.classes
 	javac -nowarn --release 17 -d $(JARS)/.classes \
 		-cp "$$($(BIN)/python -c 'import pyspark, os; print(os.path.dirname(pyspark.__file__))')/jars/*" \
-		$(GUARD_SRC)
+		$(JOB_JAVA_SRC)
 	jar cf $@ -C $(JARS)/.classes .
 	rm -rf $(JARS)/.classes
 

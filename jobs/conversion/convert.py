@@ -1,8 +1,9 @@
 """The conversion stage: dump files → ``payloads`` and ``quarantine`` Delta tables, with counts.
 
 The input is read once. Every count of SPEC §7 is gathered by Spark observations on that same
-pass (``DataFrame.observe``), so reconciling costs no second scan; the quarantine table is then
-filled by re-parsing only the files that held a malformed line (usually none).
+pass (``DataFrame.observe``), so reconciling costs no second scan. The same pass keeps the
+quarantine rows while they are few (``kept_quarantine_rows``); beyond that, the quarantine table
+is filled by re-parsing only the files that held a malformed line.
 
 Lines are bounded while read (``LineLimit``): gzip through the line guard, plain files by
 Hadoop's own bound, whose silent skips the same pass detects by counting bytes.
@@ -24,6 +25,7 @@ from jobs.config import JobConfig
 from jobs.conversion.listing import InputFile
 from jobs.conversion.partitions import balanced_input_partitions
 from jobs.conversion.read import (
+    BOUNDED_COLLECT,
     CORRUPT_FILE,
     GZIP_SUFFIX,
     LINE_GUARD_CODEC,
@@ -32,8 +34,10 @@ from jobs.conversion.read import (
     LineLimit,
     corrupt_file_rows,
     good_batches,
+    kept_quarantine_rows,
     line_guard_available,
     parse_batches,
+    quarantine_from_kept,
     quarantine_rows,
     starts_with_gzip_magic,
     unreadable_file,
@@ -128,15 +132,31 @@ def date_range_filter(config: JobConfig) -> Column | None:
 
 
 #: The run report's note when the line guard's jar is not on the classpath.
-NO_LINE_GUARD = ("the line guard (backfill-line-guard.jar, built by `make setup`) is not on the "
+NO_LINE_GUARD = ("the line guard (backfill-jvm.jar, built by `make setup`) is not on the "
                  "classpath: each line is read whole before the max_line_bytes check, so a line "
-                 "larger than the executors' memory fails the run")
+                 "larger than the executors' memory fails the run, and the files with "
+                 "malformed lines are read a second time for the quarantine rows")
 
 log = logging.getLogger("backfill.convert")
 
 
-class LineGuardMissingOnExecutors(RuntimeError):
-    """The driver has the line guard's codec but an executor does not."""
+class JobJarMissingOnExecutors(RuntimeError):
+    """The driver has the job's jar (the line guard's codec, the bounded collect) but an
+    executor does not."""
+
+
+#: What to do when an executor lacks the job's jar.
+SHIP_THE_JAR = "ship the job's jars with --jars, as `make setup` builds them into .jars/"
+
+
+def _missing_on_executors(exc: BaseException, failure: tuple[str, str] | None) -> str | None:
+    """The class of the job's jar an executor could not load in ``exc``, else None."""
+    if failure is not None and LINE_GUARD_CODEC in failure[1]:
+        return failure[1]
+    text = str(exc)
+    if BOUNDED_COLLECT in text and "ClassNotFoundException" in text:
+        return f"ClassNotFoundException: {BOUNDED_COLLECT}"
+    return None
 
 
 def convert(spark: SparkSession, config: JobConfig, files: Sequence[InputFile], run_id: str,
@@ -167,25 +187,25 @@ def _convert(spark: SparkSession, config: JobConfig, files: Sequence[InputFile],
     try:
         while True:
             try:
-                counts, bad_files, gzip_content, plain_read = _convert_pass(
-                    spark, config, plan, run_id, now)
+                found = _convert_pass(spark, config, plan, run_id, now)
             except Exception as exc:
                 failure = unreadable_file(exc)
-                if failure is not None and LINE_GUARD_CODEC in failure[1]:
-                    raise LineGuardMissingOnExecutors(
-                        f"{failure[1]} (on an executor): ship the job's jars with --jars, "
-                        "as `make setup` builds them into .jars/") from exc
+                missing = _missing_on_executors(exc, failure)
+                if missing is not None:
+                    raise JobJarMissingOnExecutors(
+                        f"{missing} (on an executor): {SHIP_THE_JAR}") from exc
                 if failure is None or not plan.handle_read_failure(spark, *failure):
                     raise
                 continue
-            misnamed = [f for f in gzip_content
+            misnamed = [f for f in found.gzip_content
                         if not plan.copies.get(f, f).endswith(GZIP_SUFFIX)]
-            skipped = [f for f in plan.files_with_skipped_lines(spark, **plain_read)
+            skipped = [f for f in plan.files_with_skipped_lines(spark, **found.plain_read)
                        if f not in misnamed]
             again = [plan.read_as_gzip(spark, f) for f in misnamed]
             again += [plan.read_cut(spark, f) for f in skipped]
             if not any(again):
                 break
+        counts = found.counts
         counts.notes = notes
         if plan.corrupt:
             counts.corrupt_files = dict(plan.corrupt)
@@ -193,18 +213,33 @@ def _convert(spark: SparkSession, config: JobConfig, files: Sequence[InputFile],
             counts.quarantined[CORRUPT_FILE] = len(plan.corrupt)
             ledger.append_quarantine(corrupt_file_rows(spark, sorted(plan.corrupt), run_id),
                                      config.table("quarantine"))
-        if bad_files:
-            _write_quarantine(spark, config, plan, bad_files, run_id)
+        if found.kept_quarantine:
+            ledger.append_quarantine(quarantine_from_kept(spark, found.kept_quarantine),
+                                     config.table("quarantine"))
+        elif found.bad_files:
+            _write_quarantine(spark, config, plan, found.bad_files, run_id)
     finally:
         plan.cleanup(spark)
     return counts
 
 
+@dataclass
+class _Pass:
+    """What one pass over the readable files found besides the payloads it wrote: the counts,
+    the files that held malformed lines, those whose lines begin like gzip content, the byte
+    count of the plain files' lines (the arguments of ``InputPlan.files_with_skipped_lines``)
+    and the quarantine rows as ``kept_quarantine_rows`` kept them (None: not kept)."""
+
+    counts: ConversionCounts
+    bad_files: list[str]
+    gzip_content: list[str]
+    plain_read: dict[str, Any]
+    kept_quarantine: str | None
+
+
 def _convert_pass(spark: SparkSession, config: JobConfig, plan: InputPlan, run_id: str,
-                  now: int) -> tuple[ConversionCounts, list[str], list[str], dict[str, Any]]:
-    """One pass over the readable files: payloads written, counts, the files that held
-    malformed lines, those whose lines begin like gzip content, and the byte count of the
-    plain files' lines (the arguments of ``InputPlan.files_with_skipped_lines``)."""
+                  now: int) -> _Pass:
+    """One pass over the readable files: the payloads written, and what it found."""
     raw = plan.raw_lines(spark)
     plain_obs = None
     if plan.guarded and plan.plain_files(spark):  # only plain files can lose a line unseen
@@ -213,8 +248,10 @@ def _convert_pass(spark: SparkSession, config: JobConfig, plan: InputPlan, run_i
     parsed = parse_batches(usable_lines(raw), config.max_line_bytes)
     reason = F.col("quarantine_reason")
     line_obs = Observation("lines")
+    kept = kept_quarantine_rows(spark, run_id, config.quarantine_keep_raw)
     parsed = parsed.observe(
         line_obs,
+        *([kept.alias("kept_quarantine")] if kept is not None else []),
         F.count(F.lit(1)).alias("input_lines"),
         _count_if(reason.isNull(), "batches"),
         *[_count_if(reason == F.lit(r), f"q_{r}") for r in QUARANTINE_REASONS],
@@ -278,8 +315,9 @@ def _convert_pass(spark: SparkSession, config: JobConfig, plan: InputPlan, run_i
     plain_m = plain_obs.get if plain_obs is not None else {}
     plain_read = {"plain_bytes": plain_m.get("plain_bytes") or 0,
                   "cut_lines": sorted(plain_m.get("cut_lines") or [])}
-    return (counts, sorted(lines_m["bad_files"] or []), sorted(lines_m["gzip_content"] or []),
-            plain_read)
+    return _Pass(counts, sorted(lines_m["bad_files"] or []),
+                 sorted(lines_m["gzip_content"] or []), plain_read,
+                 lines_m.get("kept_quarantine"))
 
 
 def _write_quarantine(spark: SparkSession, config: JobConfig, plan: InputPlan,

@@ -93,8 +93,9 @@ GZIP_MAGIC = b"\x1f\x8b"
 GZIP_SUFFIX = ".gz"
 
 
-#: The job's Hadoop classes (``conf/java``, built into ``.jars/`` by ``make setup``): gzip that
-#: cuts over-long lines as it decompresses, and a streamed copy of a plain file that does the same.
+#: The job's Hadoop classes (``conf/java``, built into ``.jars/backfill-jvm.jar`` by ``make
+#: setup``): gzip that cuts over-long lines as it decompresses, and a streamed copy of a plain
+#: file that does the same.
 LINE_GUARD_CODEC = "backfill.hadoop.LineGuardGzipCodec"
 #: The Hadoop setting the codec takes its limit from (``max_line_bytes``).
 LINE_GUARD_LIMIT = "backfill.line.max.bytes"
@@ -130,8 +131,12 @@ class LineLimit:
 
 def line_guard_available(spark: SparkSession) -> bool:
     """Whether the line guard's codec can be loaded (as Hadoop's codec factory loads it)."""
+    return _loadable(spark, LINE_GUARD_CODEC)
+
+
+def _loadable(spark: SparkSession, class_name: str) -> bool:
     _, conf = _hadoop(spark)
-    return conf.getClassByNameOrNull(LINE_GUARD_CODEC) is not None
+    return conf.getClassByNameOrNull(class_name) is not None
 
 
 def raw_lines(spark: SparkSession, files: Sequence[str],
@@ -260,21 +265,64 @@ def parse_batches(lines: DataFrame, max_line_bytes: int | None = None) -> DataFr
     )
 
 
-def quarantine_rows(parsed: DataFrame, run_id: str, keep_raw: bool) -> DataFrame:
-    """The rows of the ``quarantine`` table: file, digest, reason and (optionally) the line.
+#: The columns of the ``quarantine`` table.
+QUARANTINE_SCHEMA = ("run_id string, source_file string, line_digest string, reason string, "
+                     "line_length int, raw_line string")
 
-    The raw text of a line too large or not valid UTF-8 is never kept."""
+
+def _quarantine_columns(run_id: str, keep_raw: bool) -> list[Column]:
+    """A quarantine row of a line of ``parse_batches``: file, digest, reason and (optionally)
+    the line. The raw text of a line too large or not valid UTF-8 is never kept."""
     reason = F.col("quarantine_reason")
     raw = (F.when(~reason.isin("line_too_large", "invalid_utf8"), F.col("value"))
            if keep_raw else F.lit(None).cast(_S))
-    return parsed.where(F.col("quarantine_reason").isNotNull()).select(
+    return [
         F.lit(run_id).alias("run_id"),
-        "source_file",
-        "line_digest",
-        F.col("quarantine_reason").alias("reason"),
+        F.col("source_file"),
+        F.col("line_digest"),
+        reason.alias("reason"),
         F.octet_length("value").alias("line_length"),
         raw.alias("raw_line"),
-    )
+    ]
+
+
+def quarantine_rows(parsed: DataFrame, run_id: str, keep_raw: bool) -> DataFrame:
+    """The rows of the ``quarantine`` table for the malformed lines of ``parse_batches``."""
+    return parsed.where(F.col("quarantine_reason").isNotNull()).select(
+        *_quarantine_columns(run_id, keep_raw))
+
+
+# ----- quarantine rows kept from the conversion pass -------------------------------------------
+#: The job's aggregate (``conf/java/backfill/spark``, in the same jar as the line guard) that
+#: keeps strings while they are few; registered as this SQL function.
+BOUNDED_COLLECT = "backfill.spark.BoundedCollect"
+KEPT_QUARANTINE_FUNCTION = "backfill_kept_quarantine_rows"
+#: At most this many quarantine rows, of at most this many bytes as JSON, are kept from the
+#: conversion pass; beyond either bound the files that held them are read again instead.
+KEPT_QUARANTINE_ROWS = 10_000
+KEPT_QUARANTINE_BYTES = 16 * 1024 * 1024
+
+
+def kept_quarantine_rows(spark: SparkSession, run_id: str, keep_raw: bool) -> Column | None:
+    """An aggregate over the lines of ``parse_batches`` (for ``DataFrame.observe``): the
+    quarantine rows as JSON text, one a line, while they stay within ``KEPT_QUARANTINE_ROWS``
+    and ``KEPT_QUARANTINE_BYTES``, null beyond that; None when the job's jar is not loaded.
+    ``quarantine_from_kept`` makes the rows of its text."""
+    if not _loadable(spark, BOUNDED_COLLECT):
+        return None
+    jvm, _ = _hadoop(spark)
+    getattr(jvm, BOUNDED_COLLECT).register(spark._jsparkSession, KEPT_QUARANTINE_FUNCTION,
+                                           KEPT_QUARANTINE_ROWS, KEPT_QUARANTINE_BYTES)
+    row = F.to_json(F.struct(*_quarantine_columns(run_id, keep_raw)))
+    return F.call_function(KEPT_QUARANTINE_FUNCTION,
+                           F.when(F.col("quarantine_reason").isNotNull(), row))
+
+
+def quarantine_from_kept(spark: SparkSession, kept: str) -> DataFrame:
+    """The quarantine rows of the text ``kept_quarantine_rows`` gave."""
+    lines = [(line,) for line in kept.split("\n") if line]
+    return (spark.createDataFrame(lines, "row string")
+            .select(F.from_json("row", QUARANTINE_SCHEMA).alias("r")).select("r.*"))
 
 
 def good_batches(parsed: DataFrame) -> DataFrame:
@@ -287,9 +335,7 @@ def good_batches(parsed: DataFrame) -> DataFrame:
 def corrupt_file_rows(spark: SparkSession, files: Sequence[str], run_id: str) -> DataFrame:
     """One ``quarantine`` row per file that cannot be read (no digest, length or text)."""
     return spark.createDataFrame(
-        [(run_id, f, None, CORRUPT_FILE, None, None) for f in files],
-        "run_id string, source_file string, line_digest string, reason string, "
-        "line_length int, raw_line string")
+        [(run_id, f, None, CORRUPT_FILE, None, None) for f in files], QUARANTINE_SCHEMA)
 
 
 # ----- files that cannot be read as named ------------------------------------------------------

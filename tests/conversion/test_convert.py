@@ -95,6 +95,40 @@ def test_raw_lines_are_kept_only_when_asked(spark, tmp_path):
     assert rows and all(r["raw_line"] for r in rows)
 
 
+def _quarantine_of_a_run(spark, monkeypatch, out, keep_raw):
+    """The quarantine rows of a dry run of the sample dump (without the run id), and how many
+    times the files with malformed lines were read again for them."""
+    rereads = []
+    real = convert_module._write_quarantine
+
+    def counted(*args, **kwargs):
+        rereads.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(convert_module, "_write_quarantine", counted)
+    config = load_config(None, {"input": [str(SAMPLES / "sample_dump")], "output_dir": str(out),
+                                "dry_run": True, "reference_time": NOW, "progress": "off",
+                                "quarantine_keep_raw": keep_raw})
+    report = run_backfill(spark, config, None)
+    rows = ledger.read_table(spark, config.table("quarantine")).drop("run_id").collect()
+    assert len(rows) == report.counts["quarantined"] > 0
+    return sorted(rows), len(rereads)
+
+
+@pytest.mark.parametrize("keep_raw", [False, True])
+def test_quarantine_rows_come_from_the_pass_while_few_else_from_a_reread(
+        spark, monkeypatch, tmp_path, keep_raw):
+    """A few malformed lines cost no second read of their files; past the bound they are read
+    again, and either way the quarantine table holds the same rows."""
+    from jobs.conversion import read as read_module
+
+    kept, kept_rereads = _quarantine_of_a_run(spark, monkeypatch, tmp_path / "kept", keep_raw)
+    monkeypatch.setattr(read_module, "KEPT_QUARANTINE_ROWS", 1)
+    reread, rereads = _quarantine_of_a_run(spark, monkeypatch, tmp_path / "reread", keep_raw)
+    assert (kept_rereads, rereads) == (0, 1)
+    assert kept == reread
+
+
 def test_published_mparticle_batches_all_parse(spark, tmp_path):
     config = load_config(None, {"input": [str(SAMPLES / "mparticle_published")],
                                 "output_dir": str(tmp_path), "dry_run": True,

@@ -8,14 +8,18 @@ import json
 from pathlib import Path
 
 import pytest
+from pyspark.sql import functions as F
 
 from jobs import ledger
 from jobs.config import load_config
 from jobs.conversion.read import (
     LINE_GUARD_LIMIT,
     LineLimit,
+    kept_quarantine_rows,
     line_guard_available,
     parse_batches,
+    quarantine_from_kept,
+    quarantine_rows,
     read_lines,
 )
 from jobs.pipeline import run_backfill
@@ -181,3 +185,37 @@ def test_crlf_lines_read_as_lf_lines(spark, tmp_path):
     assert read["lf.json"] == read["crlf.json"] == read["crlf.json.gz"]
     assert [v for v, _, _ in read["lf.json"]] == [lines[0], lines[1], lines[3]]
     assert all(reason is None for _, reason, _ in read["lf.json"])
+
+
+# ----- quarantine rows kept from the conversion pass ------------------------------------------
+def test_bounded_collect_keeps_strings_within_its_bounds_across_partitions(spark):
+    """The job's aggregate returns every string while within both bounds, null past either,
+    whatever the partitions (each buffer is merged with the others')."""
+    jvm = spark.sparkContext._jvm
+    jvm.backfill.spark.BoundedCollect.register(spark._jsparkSession, "bounded_collect_test", 5, 40)
+    ids = spark.range(0, 1000, 1, 7)
+
+    def collect(condition: str, text: str = "cast(id as string)"):
+        return ids.agg(F.call_function("bounded_collect_test",
+                                       F.when(F.expr(condition), F.expr(text)))).first()[0]
+
+    assert sorted(collect("id % 200 = 3").split("\n")) == ["203", "3", "403", "603", "803"]
+    assert collect("id % 200 = 3 or id = 1") is None  # six strings
+    assert collect("id < 0") == ""
+    assert collect("id in (1, 2)", "repeat('é', 10)") == "é" * 10 + "\n" + "é" * 10  # 40 bytes
+    assert collect("id in (1, 2, 3)", "repeat('é', 10)") is None  # 60 bytes
+
+
+def test_kept_quarantine_rows_are_the_rows_of_the_lines(spark, tmp_path):
+    """The rows kept from the pass equal ``quarantine_rows`` of the same lines."""
+    path = tmp_path / "in.json"
+    path.write_text("\n".join([batch([commerce()]), *MALFORMED]) + "\n", encoding="utf-8")
+    parsed = parse_batches(read_lines(spark, [str(path)]))
+    for keep_raw in (False, True):
+        kept = parsed.agg(kept_quarantine_rows(spark, "r-1", keep_raw)).first()[0]
+        rebuilt = quarantine_from_kept(spark, kept)
+        assert rebuilt.schema.simpleString() == quarantine_rows(parsed, "r-1", keep_raw) \
+            .schema.simpleString()
+        assert sorted(rebuilt.collect()) == sorted(quarantine_rows(parsed, "r-1", keep_raw)
+                                                   .collect())
+        assert rebuilt.count() == len(MALFORMED)
