@@ -50,10 +50,12 @@ demo: setup
 cluster-demo: setup wheel
 	$(BIN)/python -m jobs.tools.cluster_demo $(ARGS)
 
+# The suite in TEST_WORKERS processes (pytest-xdist), a test file's tests in one of them.
+TEST_WORKERS ?= 2
 test: setup
 	$(BIN)/ruff check .
 	$(BIN)/mypy
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 # The inner loop: the unmarked tests (no extra processes, no wheel or venv builds).
 test-fast: setup

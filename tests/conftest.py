@@ -18,6 +18,16 @@ TEST_CONF = {
 }
 
 
+#: The longest test files (minutes each), run first so that the workers of ``make test``
+#: (``pytest -n 2 --dist loadfile``) finish together; the order is otherwise the collection's.
+LONGEST_FIRST = ("tests/tools/test_benchmark.py", "tests/upload/test_driver.py",
+                 "tests/test_cluster.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: item.nodeid.split("::")[0] not in LONGEST_FIRST)
+
+
 @pytest.fixture(scope="session")
 def spark():
     session = get_spark(master="local[1]", app_name="backfill-tests", conf=TEST_CONF)
