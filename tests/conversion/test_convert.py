@@ -95,17 +95,23 @@ def test_raw_lines_are_kept_only_when_asked(spark, tmp_path):
     assert rows and all(r["raw_line"] for r in rows)
 
 
+def _count_calls(monkeypatch, name: str) -> list[int]:
+    """A list that grows by one at each call of ``jobs.conversion.convert.<name>``."""
+    calls: list[int] = []
+    real = getattr(convert_module, name)
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(convert_module, name, counted)
+    return calls
+
+
 def _quarantine_of_a_run(spark, monkeypatch, out, keep_raw):
     """The quarantine rows of a dry run of the sample dump (without the run id), and how many
     times the files with malformed lines were read again for them."""
-    rereads = []
-    real = convert_module._write_quarantine
-
-    def counted(*args, **kwargs):
-        rereads.append(1)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(convert_module, "_write_quarantine", counted)
+    rereads = _count_calls(monkeypatch, "_write_quarantine")
     config = load_config(None, {"input": [str(SAMPLES / "sample_dump")], "output_dir": str(out),
                                 "dry_run": True, "reference_time": NOW, "progress": "off",
                                 "quarantine_keep_raw": keep_raw})
@@ -148,14 +154,7 @@ def _purchase(n: int) -> str:
 
 
 def _run_counting_passes(spark, monkeypatch, dump, out, **settings):
-    passes = []
-    real = convert_module._convert_pass
-
-    def counted(*args, **kwargs):
-        passes.append(1)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(convert_module, "_convert_pass", counted)
+    passes = _count_calls(monkeypatch, "_convert_pass")
     config = load_config(None, {"input": [str(dump)], "output_dir": str(out), "dry_run": True,
                                 "reference_time": NOW, "progress": "off", **settings})
     report = run_backfill(spark, config, None)
