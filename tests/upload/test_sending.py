@@ -767,8 +767,10 @@ def test_any_reply_resets_the_breaker():
         clock.now += 5
         return err(503) if n % 4 == 3 else err(None)  # a 503 now and then: the host is up
 
+    # Between two replies: three failed connects of 5 s and three waits of at most 4 s, 27 s in
+    # all, so the 30 s breaker can never trip, whatever the jitter draws.
     lim = breaker_limits(clock, 30.0, retry=RetryPolicy(max_attempts=40, base_seconds=1.0,
-                                                        max_seconds=8.0))
+                                                        max_seconds=4.0, rng=random.Random(3)))
     sender = ChunkSender(FakeClient(respond), lim)
     (o,) = list(sender.send(events(3)))
     assert o.status == "failed" and o.attempts == 40
