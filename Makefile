@@ -7,10 +7,12 @@ JARS := .jars
 # bounded collect aggregate of the quarantine rows (jobs/conversion/read.py).
 JOB_JAR := $(JARS)/backfill-jvm.jar
 JOB_JAVA_SRC := $(wildcard conf/java/backfill/*/*.java)
+# The embedded driver's class-data archive (jobs/tools/class_archive.py): a faster JVM start.
+CLASS_ARCHIVE := $(JARS)/spark-classes.jsa
 
 .PHONY: setup demo cluster-demo test test-fast benchmark lint typecheck wheel clean
 
-setup: $(VENV)/.installed $(JARS)/.fetched $(JOB_JAR)
+setup: $(VENV)/.installed $(JARS)/.fetched $(JOB_JAR) $(CLASS_ARCHIVE)
 
 $(VENV)/.installed: pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) on PATH"; exit 1; }
@@ -41,6 +43,11 @@ $(JOB_JAR): $(JARS)/.fetched $(VENV)/.installed $(JOB_JAVA_SRC)
 		$(JOB_JAVA_SRC)
 	jar cf $@ -C $(JARS)/.classes .
 	rm -rf $(JARS)/.classes
+
+# A dry run of the bundled sample in a driver that writes the classes it loaded as it exits
+# (about a minute); rebuilt after a new install or fetch. The job runs without it if this fails.
+$(CLASS_ARCHIVE): $(JOB_JAR)
+	$(BIN)/python -m jobs.tools.class_archive --archive $@ || true
 
 demo: setup
 	$(BIN)/python -m jobs.tools.demo

@@ -45,6 +45,13 @@ RUNTIME_CONF = {
 #: dry run of a 1.4M-event dump on two cores took 107.4 / 107.8 s against 98.2 / 99.0 s with this
 #: (back to back, same counts). ``conf`` can replace it (the tests use the serial collector).
 EMBEDDED_JAVA_OPTIONS = "-XX:+UseParallelGC"
+#: The class-data archive of an embedded driver (``make setup`` writes it, see
+#: ``jobs/tools/class_archive.py``): the classes a dry run loads from Spark's jars, mapped from the
+#: file instead of read, checked and defined one by one. A stale archive (another JDK, other
+#: jars) is not used, silently; the JVM then loads its classes as it would without one.
+CLASS_ARCHIVE_NAME = "spark-classes.jsa"
+#: Java options that choose the class-data sharing themselves: the archive is then not added.
+_OWN_SHARING = ("-Xshare", "SharedArchiveFile", "ArchiveClassesAtExit")
 
 
 class DeltaNotConfigured(RuntimeError):
@@ -55,10 +62,30 @@ class DeltaJarsMissing(DeltaNotConfigured):
     """Delta Lake's jars are not on this machine: run `make setup`."""
 
 
+def jars_folder() -> Path:
+    """``.jars/`` of the checkout, or ``$BACKFILL_DELTA_JARS``."""
+    return Path(os.environ.get("BACKFILL_DELTA_JARS", REPO_ROOT / ".jars"))
+
+
+def class_archive() -> Path:
+    """Where the embedded driver's class-data archive is (it may not exist)."""
+    return jars_folder() / CLASS_ARCHIVE_NAME
+
+
+def with_class_archive(java_options: str) -> str:
+    """``java_options`` plus the class-data archive, when it exists and the options do not
+    choose the sharing themselves (``-Xshare:off``, another archive)."""
+    archive = class_archive()
+    if not archive.is_file() or any(o in java_options for o in _OWN_SHARING):
+        return java_options
+    # -Xlog:cds*=off: a stale archive is dropped without a warning on the console.
+    return f"{java_options} -XX:SharedArchiveFile={archive} -Xlog:cds=off -Xlog:cds+dynamic=off"
+
+
 def delta_jars() -> list[str]:
     """The jars for the embedded session (Delta Lake's, the S3A connector's, the line
     guard's)."""
-    folder = Path(os.environ.get("BACKFILL_DELTA_JARS", REPO_ROOT / ".jars"))
+    folder = jars_folder()
     jars = sorted(glob.glob(str(folder / "*.jar")))
     if not any("delta-spark" in Path(j).name for j in jars):
         raise DeltaJarsMissing(
@@ -108,8 +135,9 @@ def check_delta(spark: SparkSession) -> None:
 
 def embedded_settings(conf: Mapping[str, str] | None = None) -> dict[str, str]:
     """The settings of an embedded session: the jars, Delta Lake, the collector, the runtime
-    defaults, then ``conf`` (which wins)."""
-    return {
+    defaults, then ``conf`` (which wins); the driver's Java options, its own or ``conf``'s, get
+    the class-data archive (:func:`with_class_archive`)."""
+    settings = {
         "spark.jars": ",".join(delta_jars()),
         "spark.sql.extensions": DELTA_EXTENSION,
         "spark.sql.catalog.spark_catalog": DELTA_CATALOG,
@@ -120,6 +148,9 @@ def embedded_settings(conf: Mapping[str, str] | None = None) -> dict[str, str]:
         **RUNTIME_CONF,
         **(conf or {}),
     }
+    key = "spark.driver.extraJavaOptions"
+    settings[key] = with_class_archive(settings[key])
+    return settings
 
 
 def get_spark(master: str | None = "local[*]", app_name: str = "mparticle-meta-backfill",

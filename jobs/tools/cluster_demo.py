@@ -20,6 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from jobs.session import jars_folder
 from jobs.tools.generate_dump import REFERENCE_TIME
 from jobs.tools.local_s3 import LocalS3, free_port
 
@@ -137,7 +138,7 @@ class StandaloneCluster:
 def jars() -> list[str]:
     """Delta Lake's and the S3A connector's jars and the line guard's (``make setup`` puts them
     in ``.jars/``); ``--jars`` ships them to the executors."""
-    folder = Path(os.environ.get("BACKFILL_DELTA_JARS", REPO / ".jars"))
+    folder = jars_folder()
     found = sorted(str(p) for p in folder.glob("*.jar"))
     if not any("hadoop-aws" in Path(j).name for j in found):
         raise SystemExit(f"the S3A connector's jars are not in {folder}: run `make setup`")
