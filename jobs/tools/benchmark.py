@@ -581,11 +581,12 @@ def parse_report_counts(text: str) -> dict[str, int]:
     return counts
 
 
-def whole_dry_run(dump: dict[str, Any], out: Path, log_path: Path) -> dict[str, Any]:
+def whole_dry_run(dump: dict[str, Any], out: Path, log_path: Path,
+                  extra: Sequence[str] = ()) -> dict[str, Any]:
     """The job's dry run as a user starts it: one ``python -m jobs.backfill`` process, cold."""
     cmd = [sys.executable, "-m", "jobs.backfill", "--dry-run", "--input", dump["path"],
            "--output-dir", str(out), "--reference-time", str(REFERENCE_TIME),
-           "--master", MASTER, "--progress", "off"]
+           "--master", MASTER, "--progress", "off", *extra]
     seconds, stdout = _timed_process(cmd, log_path)
     shutil.rmtree(out, ignore_errors=True)
     return {"process_s": seconds, "counts": parse_report_counts(stdout)}
@@ -622,6 +623,34 @@ def compare_with_python(dumps: dict[int, dict[str, Any]], runs_root: Path) -> di
         found[f"{scale}x"] = {"events": dump["events"], "bytes": dump["bytes"],
                               "files": dump["files"], "job": job, "python": script}
     return found
+
+
+def class_archive_pairs(dump: dict[str, Any], runs_root: Path, pairs: int
+                        ) -> dict[str, Any] | None:
+    """Cold start: whole dry runs of a small dump with the embedded driver's class-data archive
+    (``make setup`` writes it) and without it (the JDK's own archive only), alternating, ``pairs``
+    of each. None when there is no archive or no pairs are asked for."""
+    from jobs.session import EMBEDDED_JAVA_OPTIONS, class_archive
+
+    if pairs < 1 or not class_archive().is_file():
+        return None
+    without = ["--set", f"spark.conf.spark.driver.extraJavaOptions={EMBEDDED_JAVA_OPTIONS}"
+                        " -Xshare:auto"]  # options that choose the sharing: no archive added
+    seconds: dict[str, list[float]] = {"with": [], "without": []}
+    counts: dict[str, list[dict[str, int]]] = {"with": [], "without": []}
+    for i in range(pairs):
+        for kind in (("without", "with") if i % 2 else ("with", "without")):
+            name = f"start-{kind}-archive-{i}"
+            run = whole_dry_run(dump, runs_root / name, runs_root / f"{name}.log",
+                                without if kind == "without" else ())
+            seconds[kind].append(run["process_s"])
+            counts[kind].append(run["counts"])
+    _log(f"cold start, {dump['events']:,} events: with the class archive {seconds['with']} s,"
+         f" without {seconds['without']} s")
+    first = counts["with"][0]
+    return {"events": dump["events"], "pairs": pairs, "with_s": seconds["with"],
+            "without_s": seconds["without"],
+            "counts_agree": all(c == first for c in counts["with"] + counts["without"])}
 
 
 class Emulator:
@@ -783,7 +812,8 @@ def _plan(reps: int, reps_2x: int) -> list[tuple[str, int, int]]:
 
 def run_benchmark(events: int, reps: int, work: Path, quick: bool = False,
                   latency_ms: float = LATENCY_MS, reps_2x: int = 1,
-                  compare_events: int = COMPARE_EVENTS) -> dict[str, Any]:
+                  compare_events: int = COMPARE_EVENTS, archive_pairs: int = 0
+                  ) -> dict[str, Any]:
     """Run every measurement and return the results (also the JSON written by ``main``)."""
     started = time.time()
     load_before = os.getloadavg()
@@ -818,6 +848,8 @@ def run_benchmark(events: int, reps: int, work: Path, quick: bool = False,
                            gzip=True)
         for scale in (1, 4)}
     compare = compare_with_python(compare_dumps, runs_root)
+    start_up = class_archive_pairs(
+        ensure_dump(dumps_root, QUICK_EVENTS, 2, gzip=True), runs_root, archive_pairs)
     kept_1x = Path(results["dry-1x"]["reps"][-1]["output_dir"])
     for name in results:  # keep the last 1x run's tables for P3, drop the other outputs
         for out in (runs_root / name).glob("rep-*"):
@@ -851,6 +883,9 @@ def run_benchmark(events: int, reps: int, work: Path, quick: bool = False,
                                 for r in upload["reps"]))
 
     figures = summarize(results, dumps, capacity_runs, sdk_runs, upload, latency_ms, compare)
+    if start_up:
+        figures["start_up"] = {**start_up, "with_median_s": _median(start_up["with_s"]),
+                               "without_median_s": _median(start_up["without_s"])}
     return {
         "issue": 4, "started": dt.datetime.fromtimestamp(started, dt.UTC).isoformat(),
         "seconds": round(time.time() - started, 1), "quick": quick, "reps": reps,
@@ -979,6 +1014,16 @@ def _p6_rows(p6: dict[str, Any] | None) -> list[str]:
     return rows
 
 
+def _start_up_rows(start_up: dict[str, Any] | None) -> list[str]:
+    if not start_up:
+        return []
+    with_s, without_s = start_up["with_median_s"], start_up["without_median_s"]
+    agree = "counts agree" if start_up["counts_agree"] else "COUNTS DIFFER"
+    return [f"| cold dry run with / without the class archive, {start_up['events']:,} events,"
+            f" median of {start_up['pairs']} alternating pairs | {with_s / without_s:.2f} "
+            f"({with_s:.1f} s / {without_s:.1f} s; {agree}) | - | - |"]
+
+
 def format_table(results: dict[str, Any]) -> str:
     f = results["figures"]
     p1, p2, p3, p4, p5 = f["p1"], f["p2"], f["p3"], f["p4"], f["p5"]
@@ -998,6 +1043,7 @@ def format_table(results: dict[str, Any]) -> str:
         f"≤ {p1['target']} (moonshot {p1.get('moonshot', '-')}) | "
         f"{_verdict(p1['ratio'], p1['target'])} |",
         *_p6_rows(f.get("p6")),
+        *_start_up_rows(f.get("start_up")),
         f"| P2 dry-run throughput, local[2] | {p2['events_per_s']:,.0f} events/s "
         f"({p2['payloads_per_s']:,.0f} payloads/s) | - | - |",
         f"| P3 upload efficiency (50 ms/request) | {p3['efficiency']:.2f} "
@@ -1067,6 +1113,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--compare-events", type=int, default=None,
                     help=f"P6's base dump (gzipped), default {COMPARE_EVENTS:,} events "
                          f"(--quick: {QUICK_EVENTS:,}); 4x is also run")
+    ap.add_argument("--archive-pairs", type=int, default=None,
+                    help="cold whole dry runs of a 4,000-event dump with and without the class"
+                         " archive, alternating (default 2, --quick: 0)")
     ap.add_argument("--latency-ms", type=float, default=LATENCY_MS,
                     help="emulator latency per request for P3 (default 50)")
     return ap.parse_args(argv)
@@ -1086,7 +1135,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     compare_events = args.compare_events or (QUICK_EVENTS if args.quick else COMPARE_EVENTS)
     results = run_benchmark(events, reps, work, quick=args.quick, latency_ms=args.latency_ms,
-                            reps_2x=args.reps_2x, compare_events=compare_events)
+                            reps_2x=args.reps_2x, compare_events=compare_events,
+                            archive_pairs=(args.archive_pairs if args.archive_pairs is not None
+                                           else 0 if args.quick else 2))
     table = format_table(results)
     results["table"] = table
     json_path = Path(args.json) if args.json else work / "results.json"

@@ -132,3 +132,16 @@ def test_summary_flags_missed_targets(quick_run) -> None:
     table = format_table(slow)
     p1_row = next(line for line in table.splitlines() if line.startswith("| P1"))
     assert "| 10.00 " in p1_row and "missed by 300%" in p1_row
+
+
+def test_start_up_row_reports_the_archive_pairs_and_their_counts(quick_run) -> None:
+    """The cold-start row gives the with/without medians and flags runs whose counts differ."""
+    _, results = quick_run
+    assert "start_up" not in results["figures"]  # --quick runs no pairs
+    pairs = json.loads(json.dumps(results))
+    pairs["figures"]["start_up"] = {"events": 4018, "pairs": 3, "with_median_s": 39.0,
+                                    "without_median_s": 45.0, "counts_agree": True}
+    row = next(line for line in format_table(pairs).splitlines() if "class archive" in line)
+    assert "| 0.87 (39.0 s / 45.0 s; counts agree) |" in row and "4,018 events" in row
+    pairs["figures"]["start_up"]["counts_agree"] = False
+    assert "COUNTS DIFFER" in format_table(pairs)
