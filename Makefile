@@ -8,11 +8,13 @@ JARS := .jars
 JOB_JAR := $(JARS)/backfill-jvm.jar
 JOB_JAVA_SRC := $(wildcard conf/java/backfill/*/*.java)
 # The embedded driver's class-data archive (jobs/tools/class_archive.py): a faster JVM start.
+# The stamp marks the attempt, so a failed one is not repeated by every make until the jars change.
 CLASS_ARCHIVE := $(JARS)/spark-classes.jsa
+CLASS_ARCHIVE_STAMP := $(JARS)/.class-archive
 
 .PHONY: setup demo cluster-demo test test-fast benchmark lint typecheck wheel clean
 
-setup: $(VENV)/.installed $(JARS)/.fetched $(JOB_JAR) $(CLASS_ARCHIVE)
+setup: $(VENV)/.installed $(JARS)/.fetched $(JOB_JAR) $(CLASS_ARCHIVE_STAMP)
 
 $(VENV)/.installed: pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) on PATH"; exit 1; }
@@ -46,8 +48,9 @@ $(JOB_JAR): $(JARS)/.fetched $(VENV)/.installed $(JOB_JAVA_SRC)
 
 # A dry run of the bundled sample in a driver that writes the classes it loaded as it exits
 # (about a minute); rebuilt after a new install or fetch. The job runs without it if this fails.
-$(CLASS_ARCHIVE): $(JOB_JAR)
-	$(BIN)/python -m jobs.tools.class_archive --archive $@ || true
+$(CLASS_ARCHIVE_STAMP): $(JOB_JAR)
+	$(BIN)/python -m jobs.tools.class_archive --archive $(CLASS_ARCHIVE) || true
+	touch $@
 
 demo: setup
 	$(BIN)/python -m jobs.tools.demo

@@ -625,7 +625,7 @@ def compare_with_python(dumps: dict[int, dict[str, Any]], runs_root: Path) -> di
     return found
 
 
-def class_archive_pairs(dump: dict[str, Any], runs_root: Path, pairs: int
+def class_archive_pairs(dumps_root: Path, runs_root: Path, pairs: int
                         ) -> dict[str, Any] | None:
     """Cold start: whole dry runs of a small dump with the embedded driver's class-data archive
     (``make setup`` writes it) and without it (the JDK's own archive only), alternating, ``pairs``
@@ -634,6 +634,7 @@ def class_archive_pairs(dump: dict[str, Any], runs_root: Path, pairs: int
 
     if pairs < 1 or not class_archive().is_file():
         return None
+    dump = ensure_dump(dumps_root, QUICK_EVENTS, 2, gzip=True)
     without = ["--set", f"spark.conf.spark.driver.extraJavaOptions={EMBEDDED_JAVA_OPTIONS}"
                         " -Xshare:auto"]  # options that choose the sharing: no archive added
     seconds: dict[str, list[float]] = {"with": [], "without": []}
@@ -848,8 +849,7 @@ def run_benchmark(events: int, reps: int, work: Path, quick: bool = False,
                            gzip=True)
         for scale in (1, 4)}
     compare = compare_with_python(compare_dumps, runs_root)
-    start_up = class_archive_pairs(
-        ensure_dump(dumps_root, QUICK_EVENTS, 2, gzip=True), runs_root, archive_pairs)
+    start_up = class_archive_pairs(dumps_root, runs_root, archive_pairs)
     kept_1x = Path(results["dry-1x"]["reps"][-1]["output_dir"])
     for name in results:  # keep the last 1x run's tables for P3, drop the other outputs
         for out in (runs_root / name).glob("rep-*"):

@@ -21,10 +21,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from jobs.session import EMBEDDED_JAVA_OPTIONS, class_archive
+from jobs.session import EMBEDDED_JAVA_OPTIONS, REPO_ROOT, class_archive, get_spark
 
-REPO = Path(__file__).resolve().parents[2]
-SAMPLE = REPO / "jobs" / "samples" / "sample_dump"
+SAMPLE = REPO_ROOT / "jobs" / "samples" / "sample_dump"
 JVM_EXIT_SECONDS = 300
 
 
@@ -34,7 +33,6 @@ def build(archive: Path) -> int:
 
     from jobs.config import load_config
     from jobs.pipeline import run_backfill
-    from jobs.session import get_spark
 
     archive.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="class-archive-") as tmp:
@@ -44,7 +42,7 @@ def build(archive: Path) -> int:
         # warning; a thousand such lines say nothing to the one running `make setup`.
         options = (f"{EMBEDDED_JAVA_OPTIONS} -XX:ArchiveClassesAtExit={written}"
                    " -Xlog:cds=off -Xlog:cds+dynamic=off")
-        config = load_config(REPO / "conf" / "local.yaml", {
+        config = load_config(REPO_ROOT / "conf" / "local.yaml", {
             "input": [str(SAMPLE)], "output_dir": str(Path(tmp) / "out"), "dry_run": True,
             "progress": "off", "spark.master": "local[2]",
             "spark.conf.spark.driver.extraJavaOptions": options})
