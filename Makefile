@@ -61,7 +61,7 @@ cluster-demo: setup wheel
 	$(BIN)/python -m jobs.tools.cluster_demo $(ARGS)
 
 # The suite in TEST_WORKERS processes (pytest-xdist), a test file's tests in one of them.
-TEST_WORKERS ?= 2
+TEST_WORKERS ?= 3
 test: setup
 	$(BIN)/ruff check .
 	$(BIN)/mypy

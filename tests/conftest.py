@@ -19,7 +19,7 @@ TEST_CONF = {
 
 
 #: The longest test files (minutes each), run first so that the workers of ``make test``
-#: (``pytest -n 2 --dist loadfile``) finish together; the order is otherwise the collection's.
+#: (``pytest -n 3 --dist loadfile``) finish together; the order is otherwise the collection's.
 LONGEST_FIRST = ("tests/tools/test_benchmark.py", "tests/upload/test_driver.py",
                  "tests/test_cluster.py")
 

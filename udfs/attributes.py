@@ -103,16 +103,18 @@ def identity_entries(raw_identities: Column, identity_types: Sequence[str]) -> C
     else gives null. The text is parsed once here, so several identity types of one batch (the
     email, phone and external id keys) cost one parse.
     """
-    types = F.array(*[F.lit(t) for t in sorted(set(identity_types))])
+    # ``isin`` in the lambdas: ``array_contains`` looks up its element type on every call when
+    # it is evaluated outside generated code.
+    wanted = sorted(set(identity_types))
     text = F.ltrim(raw_identities)
     from_object = F.filter(
         F.map_entries(F.from_json(raw_identities, _IDENTITY_OBJECT.simpleString())),
-        lambda e: F.array_contains(types, e["key"]) & e["value"].isNotNull(),
+        lambda e: e["key"].isin(*wanted) & e["value"].isNotNull(),
     )
     from_array = F.transform(
         F.filter(
             F.from_json(raw_identities, _IDENTITY_ARRAY),
-            lambda i: F.array_contains(types, i["identity_type"]) & i["identity"].isNotNull(),
+            lambda i: i["identity_type"].isin(*wanted) & i["identity"].isNotNull(),
         ),
         lambda i: F.struct(i["identity_type"].alias("key"), i["identity"].alias("value")),
     )

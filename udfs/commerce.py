@@ -8,8 +8,8 @@ from pyspark.sql import Column
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from udfs.numbers import is_invalid_amount, quantity_of, to_number
-from udfs.text import blank_to_null, trim_unicode, upper_invariant
+from udfs.numbers import is_invalid_amount, number_of_trimmed, quantity_of, to_number
+from udfs.text import blank_to_null, empty_to_null, trim_unicode, upper_invariant
 
 #: Rich contents fields (SPEC §9) → the product fields they come from.
 _DETAILS = {"title": "name", "brand": "brand", "category": "category"}
@@ -47,8 +47,13 @@ def product_text(value: Column) -> Column:
     >>> spark.range(1).select(product_text(F.parse_json(F.lit("12")))).first()[0] is None
     True
     """
+    return empty_to_null(_trimmed_product_text(value))
+
+
+def _trimmed_product_text(value: Column) -> Column:
+    """The text of a JSON string variant, trimmed; null when the variant is not a string."""
     is_string = F.schema_of_variant(value) == F.lit("STRING")
-    return blank_to_null(F.when(is_string, F.variant_get(value, "$", "string")))
+    return trim_unicode(F.when(is_string, F.variant_get(value, "$", "string")))
 
 
 def parse_products(products: Column, details: bool = False) -> Column:
@@ -65,18 +70,27 @@ def parse_products(products: Column, details: bool = False) -> Column:
     Spark's generated code, and Spark does not share one between expressions, so parsing the
     same price text in three rules costs three times; the ``*_parsed`` rules read these fields.
     """
-    # Two passes: inside a lambda Spark evaluates each occurrence of an expression again, and
-    # the quantity rule reads the parsed number twice; the second pass reads it as a field.
+    # Three passes, because inside a lambda Spark evaluates each occurrence of an expression
+    # again: the texts are trimmed (and the variants read) once, then checked and parsed as
+    # fields, and the quantity rule, which reads the parsed number twice, reads it as a field.
     fields = _DETAILS if details else {}
-    first = F.transform(F.coalesce(products, F.array()), lambda p: F.struct(
-        blank_to_null(p["id"]).alias("id"),
-        to_number(p["price"]).alias("price"),
+    trimmed = F.transform(F.coalesce(products, F.array()), lambda p: F.struct(
+        trim_unicode(p["id"]).alias("id"),
+        trim_unicode(p["price"]).alias("price"),
         p["price"].isNotNull().alias("has_price"),
         p["quantity"].isNull().alias("no_quantity"),
-        to_number(p["quantity"]).alias("number"),
-        *[product_text(p[source]).alias(name) for name, source in fields.items()],
+        trim_unicode(p["quantity"]).alias("quantity"),
+        *[_trimmed_product_text(p[source]).alias(name) for name, source in fields.items()],
     ))
-    return F.transform(first, lambda p: F.struct(
+    parsed = F.transform(trimmed, lambda p: F.struct(
+        empty_to_null(p["id"]).alias("id"),
+        number_of_trimmed(p["price"]).alias("price"),
+        p["has_price"].alias("has_price"),
+        p["no_quantity"].alias("no_quantity"),
+        number_of_trimmed(p["quantity"]).alias("number"),
+        *[empty_to_null(p[name]).alias(name) for name in fields],
+    ))
+    return F.transform(parsed, lambda p: F.struct(
         p["id"].alias("id"), p["price"].alias("price"), p["has_price"].alias("has_price"),
         quantity_of(p["no_quantity"], p["number"]).alias("quantity"),
         *[p[name].alias(name) for name in fields],

@@ -30,7 +30,8 @@ def is_sha256_hex(col: Column) -> Column:
     >>> spark.range(1).select(is_sha256_hex(F.lit("AB" * 32))).first()[0]
     True
     """
-    return col.rlike(_SHA256_HEX)
+    # The length first: a byte count, where the regex decodes the text.
+    return (F.octet_length(col) == F.lit(64)) & col.rlike(_SHA256_HEX)
 
 
 def hash_unless_hashed(raw: Column, normalized: Column) -> Column:

@@ -58,7 +58,11 @@ def to_number(col: Column) -> Column:
     >>> spark.range(1).select(to_number(F.lit(" 12.50 "))).first()[0]
     Decimal('12.5000000000')
     """
-    trimmed = trim_unicode(col)
+    return number_of_trimmed(trim_unicode(col))
+
+
+def number_of_trimmed(trimmed: Column) -> Column:
+    """:func:`to_number` of a text already trimmed (:func:`~udfs.text.trim_unicode`)."""
     return F.when(trimmed.rlike(_NUMBER_IN_RANGE), trimmed.try_cast(NUMBER_TYPE))
 
 

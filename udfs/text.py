@@ -68,8 +68,18 @@ def blank_to_null(col: Column) -> Column:
     >>> spark.range(1).select(blank_to_null(F.lit(" \\u3000 "))).first()[0] is None
     True
     """
-    trimmed = trim_unicode(col)
-    return F.when(trimmed != F.lit(""), trimmed)
+    return empty_to_null(trim_unicode(col))
+
+
+def empty_to_null(col: Column) -> Column:
+    """The value, or null when it is ``""`` (:func:`blank_to_null` of a value already trimmed).
+
+    Examples
+    --------
+    >>> spark.range(1).select(empty_to_null(F.lit(""))).first()[0] is None
+    True
+    """
+    return F.when(col != F.lit(""), col)
 
 
 def letters_only(col: Column) -> Column:
@@ -103,7 +113,9 @@ def lower_invariant(col: Column) -> Column:
         F.replace(col, F.lit(_CAPITAL_I_WITH_DOT), F.lit("i\u0307")), _LOWER_SPECIAL_FROM,
         _LOWER_SPECIAL_TO,
     )
-    return F.lower(root_mapped)
+    # ASCII text takes Spark's locale-independent path as it is: the mapping (a hash lookup
+    # per character) is only for text with other characters.
+    return F.when(is_ascii(col), F.lower(col)).otherwise(F.lower(root_mapped))
 
 
 def upper_invariant(col: Column) -> Column:
@@ -117,4 +129,16 @@ def upper_invariant(col: Column) -> Column:
     >>> spark.range(1).select(upper_invariant(F.lit("Türkiye"))).first()[0]
     'TÜRKIYE'
     """
-    return F.upper(F.translate(col, _SOFT_DOTTED, _SOFT_DOTTED_UPPER))
+    return F.when(is_ascii(col), F.upper(col)).otherwise(
+        F.upper(F.translate(col, _SOFT_DOTTED, _SOFT_DOTTED_UPPER)))
+
+
+def is_ascii(col: Column) -> Column:
+    """True when every character is ASCII (as many characters as UTF-8 bytes). Null → null.
+
+    Examples
+    --------
+    >>> spark.range(1).select(is_ascii(F.lit("Zo\u00eb"))).first()[0]
+    False
+    """
+    return F.length(col) == F.octet_length(col)

@@ -168,7 +168,8 @@ def usable_lines(lines: DataFrame) -> DataFrame:
     without_cr = F.when(value.endswith("\r"),
                         F.substring(value.cast("binary"), 1, F.octet_length(value) - 1)
                         .cast(_S)).otherwise(value)
-    return (lines.where(value.rlike(r"[^\p{IsWhite_Space}]"))
+    # A line that starts with "{" (nearly all) needs no regex, which would decode the whole line.
+    return (lines.where(value.startswith("{") | value.rlike(r"[^\p{IsWhite_Space}]"))
             .select(without_cr.alias("value"), "source_file"))
 
 
