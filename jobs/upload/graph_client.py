@@ -292,18 +292,19 @@ class _Watch:
     def attach(self, connection: HTTPConnection) -> None:
         with self._lock:
             self._connections.append(connection)
-            fired = self.fired
-        if fired:
-            _cut(connection)
+            if self.fired:
+                _cut(connection)
 
     def fire(self) -> None:
+        # The cuts happen under the lock, so once :meth:`cancel` has returned none is left:
+        # a connection object outlives its socket, and a late cut would read the socket of the
+        # next request on it.
         with self._lock:
             if self.done:
                 return
             self.fired = True
-            connections = list(self._connections)
-        for connection in connections:
-            _cut(connection)
+            for connection in self._connections:
+                _cut(connection)
 
     def cancel(self) -> None:
         with self._lock:

@@ -346,6 +346,48 @@ def test_a_trickled_reply_is_bounded_by_the_request_deadline():
         assert client.post_events(PAYLOADS).http_status == 200
 
 
+def test_a_late_cut_never_reaches_the_next_request_on_the_connection():
+    """The deadline's cuts are over when ``cancel`` returns: a connection joins a watch twice
+    (connect and request), and a second cut after the request ended would shut the socket
+    that the connection opened for the next request."""
+    from jobs.upload import graph_client as gc
+
+    cutting, resume = threading.Event(), threading.Event()
+
+    class Sock:
+        def __init__(self) -> None:
+            self.shutdowns = 0
+
+        def shutdown(self, how: int) -> None:
+            self.shutdowns += 1
+            cutting.set()
+            resume.wait(5)
+
+    class Connection:
+        sock: Any = None
+
+    connection, old, new = Connection(), Sock(), Sock()
+    connection.sock = old
+    watch = gc._Watch(3600)
+    watch.attach(connection)
+    watch.attach(connection)
+    firing = threading.Thread(target=watch.fire)
+    firing.start()
+    assert cutting.wait(5)
+
+    def end_request_then_reconnect() -> None:
+        watch.cancel()
+        connection.sock = new
+
+    ending = threading.Thread(target=end_request_then_reconnect)
+    ending.start()
+    time.sleep(0.2)
+    resume.set()
+    firing.join(5)
+    ending.join(5)
+    assert old.shutdowns == 2 and new.shutdowns == 0
+
+
 def test_a_trickled_reply_within_the_deadline_arrives_whole():
     with fs.FaultServer(fs.trickle(0.002)) as srv, \
             GraphClient(srv.url, "v24.0", "1234", TOKEN, timeout=5) as client:
