@@ -10,11 +10,12 @@ character they call ``String.toLowerCase()``/``toUpperCase()`` with the JVM's de
 (checked on Spark 4.2, with ``spark.sql.icu.caseMappings.enabled`` true or false). On a JVM whose
 default locale is Turkish, ``lower("DİYARBAKIR")`` gives ``diyarbak`` + U+0131 (dotless i) +
 ``r``, where the root locale gives ``di`` + U+0307 + ``yarbakir``; Lithuanian adds combining dots.
-Pure-ASCII strings take a fast path that is locale-independent. :func:`lower_invariant` and
-:func:`upper_invariant` first map the few characters that Java's locale-specific rules touch
-(Turkish/Azeri and Lithuanian, the only locales with special casing) to their root-locale case,
-so the result is the root-locale mapping (the same as Python's ``str.lower``/``str.upper``)
-whatever the JVM's locale.
+Pure-ASCII strings take a fast path that is locale-independent, and :func:`lower_invariant` and
+:func:`upper_invariant` pass them to it as they are (:func:`is_ascii`). In any other string they
+first map the few characters that Java's locale-specific rules touch (Turkish/Azeri and
+Lithuanian, the only locales with special casing) to their root-locale case, so the result is
+the root-locale mapping (the same as Python's ``str.lower``/``str.upper``) whatever the JVM's
+locale.
 """
 
 from __future__ import annotations
