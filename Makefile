@@ -60,12 +60,13 @@ demo: setup
 cluster-demo: setup wheel
 	$(BIN)/python -m jobs.tools.cluster_demo $(ARGS)
 
-# The suite in TEST_WORKERS processes (pytest-xdist), a test file's tests in one of them.
+# The suite in TEST_WORKERS processes (pytest-xdist), a test file's tests in one of them; the
+# slowest tests are listed at the end.
 TEST_WORKERS ?= 3
 test: setup
 	$(BIN)/ruff check .
 	$(BIN)/mypy
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --durations=20
 
 # The inner loop: the unmarked tests (no extra processes, no wheel or venv builds).
 test-fast: setup
