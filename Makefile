@@ -72,7 +72,7 @@ test: setup
 test-fast: setup
 	$(BIN)/python -m pytest -m "not slow"
 
-# The benchmark at its default size (about 46 minutes on 2 cores, P6 most of it; ARGS=--quick: 3 minutes).
+# The benchmark at its default size (21-46 minutes on 2 cores with the host, P6 most of it; ARGS=--quick: 3 minutes).
 benchmark: setup
 	$(BIN)/python -m jobs.tools.benchmark $(ARGS)
 
