@@ -297,7 +297,7 @@ class _Watch:
 
     def fire(self) -> None:
         # The cuts happen under the lock, so once :meth:`cancel` has returned none is left:
-        # a connection object outlives its socket, and a late cut would read the socket of the
+        # a connection object outlives its socket, and a late cut would shut the socket of the
         # next request on it.
         with self._lock:
             if self.done:
